@@ -1,0 +1,154 @@
+//! The catalogue description file (TOML): where a shop's products live and which
+//! fields mean what. Keeping this outside the code lets one binary index any shop's
+//! export without a schema migration.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// How the data file is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    /// Comma-separated with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON document; products are the array named by `records` (or the root array).
+    Json,
+}
+
+/// Where a value comes from: a column, or one part of a column split on a separator
+/// (Fashion200k keeps its fine category inside the id path).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    Column(String),
+    Part {
+        field: String,
+        split: String,
+        part: usize,
+    },
+}
+
+impl FieldSpec {
+    /// The source column this value is read from.
+    pub fn column(&self) -> &str {
+        match self {
+            FieldSpec::Column(c) => c,
+            FieldSpec::Part { field, .. } => field,
+        }
+    }
+
+    /// Derives the value from the raw column value; `None` when the part does not exist.
+    pub fn extract(&self, raw: &str) -> Option<String> {
+        match self {
+            FieldSpec::Column(_) => Some(raw.to_string()),
+            FieldSpec::Part { split, part, .. } => {
+                raw.split(split.as_str()).nth(*part).map(str::to_string)
+            }
+        }
+    }
+
+    /// A short human description for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            FieldSpec::Column(c) => format!("column `{c}`"),
+            FieldSpec::Part { field, split, part } => {
+                format!("part {part} of column `{field}` split on {split:?}")
+            }
+        }
+    }
+}
+
+/// The category columns used for evaluation and shown in results.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CategorySpec {
+    pub broad: Option<FieldSpec>,
+    pub fine: Option<FieldSpec>,
+    /// Other columns kept on each product as free-form attributes.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+}
+
+/// A parsed catalogue description, with paths resolved against the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogSpec {
+    pub name: String,
+    /// Data file; relative paths are resolved against the TOML file's folder.
+    pub data: PathBuf,
+    pub format: DataFormat,
+    /// For `format = "json"`: the key of the array holding the products.
+    pub records: Option<String>,
+    pub id: String,
+    pub text: String,
+    /// Image path pattern relative to the data file's folder; `{id}` is replaced.
+    pub image: Option<String>,
+    pub categories: CategorySpec,
+}
+
+impl CatalogSpec {
+    /// Reads and validates a catalogue TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read catalogue file {}", path.display()))?;
+        let mut spec: CatalogSpec = toml::from_str(&text)
+            .with_context(|| format!("catalogue file {} is not valid", path.display()))?;
+        if spec.data.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            spec.data = base.join(&spec.data);
+        }
+        if let Some(pattern) = &spec.image {
+            if !pattern.contains("{id}") {
+                bail!(
+                    "catalogue file {}: `image` pattern {pattern:?} must contain {{id}}",
+                    path.display()
+                );
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The folder image patterns are relative to.
+    pub fn data_dir(&self) -> &Path {
+        self.data.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The image path of a product, if the catalogue has images.
+    pub fn image_path(&self, id: &str) -> Option<PathBuf> {
+        self.image
+            .as_ref()
+            .map(|pattern| self.data_dir().join(pattern.replace("{id}", id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_part_extracts_path_segment() {
+        let spec = FieldSpec::Part {
+            field: "id".into(),
+            split: "/".into(),
+            part: 2,
+        };
+        assert_eq!(
+            spec.extract("women/dresses/casual_and_day_dresses/1/1_9.jpeg")
+                .as_deref(),
+            Some("casual_and_day_dresses")
+        );
+        assert_eq!(spec.extract("women/dresses"), None);
+    }
+
+    #[test]
+    fn shipped_catalogues_parse() {
+        for name in ["myntra", "fashion200k"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("catalogs/{name}.toml"));
+            let spec = CatalogSpec::from_file(&path).unwrap();
+            assert_eq!(spec.name, name);
+            assert!(spec.categories.broad.is_some() && spec.categories.fine.is_some());
+        }
+    }
+}
