@@ -70,6 +70,10 @@ pub struct Block {
 pub struct Header {
     /// The model that made the vectors; queries must be embedded by the same one.
     pub model: String,
+    /// Where that model was loaded from, for models outside the binary (ONNX exports),
+    /// so `search` and `serve` load the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
     pub dim: usize,
     pub catalog: String,
     pub split: String,
@@ -234,7 +238,7 @@ impl Index {
         for block in &header.blocks {
             let off = block.offset as usize;
             ensure!(
-                off % ALIGN == 0 && off + bytes <= map.len(),
+                off.is_multiple_of(ALIGN) && off + bytes <= map.len(),
                 bad("vector block outside the file (truncated?)")
             );
             offsets.insert(block.kind, off);
@@ -278,6 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let header = Header {
             model: "m".into(),
+            model_dir: None,
             dim: 3,
             catalog: "c".into(),
             split: "all".into(),
@@ -303,6 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let header = Header {
             model: "m".into(),
+            model_dir: None,
             dim: 2,
             catalog: "c".into(),
             split: "all".into(),

@@ -1,0 +1,23 @@
+//! The built-in image tower's weights and card, compiled into the binary so that a
+//! clean checkout indexes and searches images offline with no training step. They are
+//! made by `vitrina train` (see models/vitrina-lit-myntra-v1/card.json for the command).
+
+use anyhow::{Context, Result};
+
+use super::{ImageTower, TowerConfig};
+
+/// Name of the built-in image tower, recorded in indexes built with it.
+pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v1";
+
+const WEIGHTS: &[u8] = include_bytes!("../../models/vitrina-lit-myntra-v1/image_tower.safetensors");
+const CARD: &str = include_str!("../../models/vitrina-lit-myntra-v1/card.json");
+
+/// Loads the built-in tower.
+pub fn builtin_tower() -> Result<ImageTower> {
+    #[derive(serde::Deserialize)]
+    struct Card {
+        tower: TowerConfig,
+    }
+    let card: Card = serde_json::from_str(CARD).context("built-in model card")?;
+    ImageTower::from_safetensors(BUILTIN_TOWER_NAME, &card.tower, WEIGHTS)
+}

@@ -1,0 +1,295 @@
+//! The built-in image tower: a small hierarchical patch network, trained by `vitrina
+//! train` to map product photos into the frozen MiniLM text space (LiT).
+//!
+//! Design, for two CPU cores: the image is cut into 4x4 patches, and three stages each
+//! merge 2x2 neighbours (as Swin's patch merging does) then refine every token with a
+//! residual MLP. Every layer is a matrix product, the fastest op candle has on a CPU
+//! and one whose backward pass is as fast, which makes training in Rust practical. The
+//! last stage's tokens each see a 16x16 pixel window; global mean pooling and a linear
+//! head give a 384-d vector, L2-normalised.
+
+use anyhow::{ensure, Context, Result};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{linear, Linear, VarBuilder};
+use image::DynamicImage;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::preprocess::{fit_on_white, to_unit_range};
+use super::{Embeddings, ImageEncoder};
+
+/// The tower's shape; stored in the model card so weights and shape travel together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TowerConfig {
+    /// Input canvas, pixels.
+    pub height: usize,
+    pub width: usize,
+    /// Side of the first stage's square patches.
+    pub patch: usize,
+    /// Token width of each stage; stages after the first halve the grid.
+    pub dims: Vec<usize>,
+    /// Residual MLP blocks per stage.
+    pub depths: Vec<usize>,
+    /// Hidden width of each MLP, as a multiple of the stage width.
+    pub mlp_ratio: usize,
+    /// Output dimension: the text tower's.
+    pub out_dim: usize,
+}
+
+impl Default for TowerConfig {
+    fn default() -> Self {
+        TowerConfig {
+            height: 80,
+            width: 64,
+            patch: 8,
+            dims: vec![96, 256],
+            depths: vec![1, 2],
+            mlp_ratio: 2,
+            out_dim: 384,
+        }
+    }
+}
+
+/// Layer norm from differentiable primitives: candle's fused kernel has no backward pass.
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        Ok(normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)?)
+    }
+}
+
+/// x + fc2(gelu(fc1(norm(x)))), on rows of a 2-D (tokens x width) tensor.
+struct Block {
+    norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Block {
+    fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Block {
+            norm: LayerNorm::new(dim, vb.pp("norm"))?,
+            fc1: linear(dim, hidden, vb.pp("fc1"))?,
+            fc2: linear(hidden, dim, vb.pp("fc2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(&self.norm.forward(x)?)?.gelu()?;
+        Ok((x + self.fc2.forward(&h)?)?)
+    }
+}
+
+struct Stage {
+    /// Normalises merged tokens (stages after the first).
+    norm: Option<LayerNorm>,
+    proj: Linear,
+    blocks: Vec<Block>,
+}
+
+/// The network itself, on a batch of preprocessed pixels.
+pub struct TowerNet {
+    config: TowerConfig,
+    stages: Vec<Stage>,
+    head_norm: LayerNorm,
+    head: Linear,
+}
+
+/// (B, H, W, C) -> (B, H/s, W/s, s*s*C): each s x s neighbourhood becomes one token.
+fn space_to_depth(x: &Tensor, s: usize) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    Ok(x.reshape((b, h / s, s, w / s, s, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .reshape((b, h / s, w / s, s * s * c))?)
+}
+
+impl TowerNet {
+    /// Builds the network; with a `VarMap`-backed builder its weights are trainable.
+    pub fn new(config: &TowerConfig, vb: VarBuilder) -> Result<Self> {
+        let grid = 1 << (config.dims.len() - 1);
+        ensure!(
+            config.height.is_multiple_of(config.patch * grid)
+                && config.width.is_multiple_of(config.patch * grid),
+            "tower input {}x{} must divide by patch x 2^(stages-1) = {}",
+            config.height,
+            config.width,
+            config.patch * grid
+        );
+        let mut stages = Vec::new();
+        let mut in_dim = config.patch * config.patch * 3;
+        for (s, (&dim, &depth)) in config.dims.iter().zip(&config.depths).enumerate() {
+            let vb = vb.pp(format!("stage{s}"));
+            let norm = if s == 0 {
+                None
+            } else {
+                Some(LayerNorm::new(in_dim, vb.pp("norm"))?)
+            };
+            let proj = linear(in_dim, dim, vb.pp("proj"))?;
+            let blocks = (0..depth)
+                .map(|i| Block::new(dim, dim * config.mlp_ratio, vb.pp(format!("block{i}"))))
+                .collect::<Result<_>>()?;
+            stages.push(Stage { norm, proj, blocks });
+            in_dim = dim * 4;
+        }
+        let last = *config.dims.last().context("tower needs a stage")?;
+        Ok(TowerNet {
+            config: config.clone(),
+            stages,
+            head_norm: LayerNorm::new(last, vb.pp("head_norm"))?,
+            head: linear(last, config.out_dim, vb.pp("head"))?,
+        })
+    }
+
+    pub fn config(&self) -> &TowerConfig {
+        &self.config
+    }
+
+    /// (B, H, W, 3) pixels in [-1, 1] -> (B, out_dim), each row L2-normalised.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let b = pixels.dim(0)?;
+        let mut x = space_to_depth(pixels, self.config.patch)?;
+        for (s, stage) in self.stages.iter().enumerate() {
+            if s > 0 {
+                x = space_to_depth(&x, 2)?;
+            }
+            let (_, h, w, c) = x.dims4()?;
+            let mut t = x.reshape((b * h * w, c))?;
+            if let Some(norm) = &stage.norm {
+                t = norm.forward(&t)?;
+            }
+            t = stage.proj.forward(&t)?;
+            for block in &stage.blocks {
+                t = block.forward(&t)?;
+            }
+            x = t.reshape((b, h, w, ()))?;
+        }
+        let (_, h, w, c) = x.dims4()?;
+        let pooled = x.reshape((b, h * w, c))?.mean(1)?;
+        let out = self.head.forward(&self.head_norm.forward(&pooled)?)?;
+        l2_normalize(&out)
+    }
+}
+
+/// Row-wise L2 normalisation that stays differentiable.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = (x.sqr()?.sum_keepdim(D::Minus1)? + 1e-12)?.sqrt()?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// Images per forward pass at inference.
+const BATCH: usize = 256;
+
+/// The trained tower, ready to embed images.
+pub struct ImageTower {
+    net: TowerNet,
+    id: String,
+    device: Device,
+}
+
+impl ImageTower {
+    /// Loads weights (safetensors bytes) for a tower of the given shape.
+    pub fn from_safetensors(id: &str, config: &TowerConfig, weights: &[u8]) -> Result<Self> {
+        let device = Device::Cpu;
+        let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, &device)
+            .context("image tower weights are not valid safetensors")?;
+        let net = TowerNet::new(config, vb).context("image tower weights do not fit its config")?;
+        Ok(ImageTower {
+            net,
+            id: id.to_string(),
+            device,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.net.config.out_dim
+    }
+
+    /// The canvas the tower expects: images are fitted onto it by [`fit_on_white`].
+    pub fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
+        let c = &self.net.config;
+        to_unit_range(&fit_on_white(image, c.width as u32, c.height as u32))
+    }
+
+    /// Embeds already preprocessed canvases (`pixels` output, concatenated).
+    pub fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {
+        let c = &self.net.config;
+        let per = c.height * c.width * 3;
+        let mut out = Vec::with_capacity(pixels.len() / per * c.out_dim);
+        for chunk in pixels.chunks(BATCH * per) {
+            let n = chunk.len() / per;
+            let x = Tensor::from_slice(chunk, (n, c.height, c.width, 3), &self.device)?;
+            out.extend(self.net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+impl ImageEncoder for ImageTower {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        ImageTower::dim(self)
+    }
+
+    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings> {
+        let pixels: Vec<f32> = images
+            .par_iter()
+            .flat_map_iter(|img| self.pixels(img))
+            .collect();
+        Ok(Embeddings {
+            vectors: self.embed_pixels(&pixels)?,
+            truncated: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::VarMap;
+
+    #[test]
+    fn forward_gives_unit_vectors_of_the_configured_size() {
+        let config = TowerConfig::default();
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let net = TowerNet::new(&config, vb).unwrap();
+        let x =
+            Tensor::randn(0f32, 1.0, (3, config.height, config.width, 3), &Device::Cpu).unwrap();
+        let y = net.forward(&x).unwrap();
+        assert_eq!(y.dims(), [3, config.out_dim]);
+        for n in y.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap() {
+            assert!((n - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn space_to_depth_groups_neighbourhoods() {
+        // 1 x 2 x 2 x 1 -> 1 x 1 x 1 x 4, in row-major neighbourhood order.
+        let x = Tensor::new(&[1f32, 2., 3., 4.], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 2, 2, 1))
+            .unwrap();
+        let y = space_to_depth(&x, 2).unwrap().flatten_all().unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), [1., 2., 3., 4.]);
+    }
+}

@@ -1,0 +1,162 @@
+//! Image decoding and preprocessing for the built-in image tower.
+//!
+//! Any common JPEG/PNG/WebP of any size becomes an RGB canvas of the tower's input size:
+//! the whole image is scaled to fit (aspect ratio kept, never cropped, so a shoe's toe
+//! or a dress's hem is never cut off) and centred on white, the background of product
+//! photos. Transparent pixels are composited onto white for the same reason. Myntra's
+//! 60x80 thumbnails fit the 64x80 canvas unscaled, with a 2-pixel white margin.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::imageops::FilterType;
+use image::{DynamicImage, GenericImageView, Rgb, RgbImage, Rgba};
+
+/// Decodes an image file, naming the file in any error.
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    let reader = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open image {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {}", path.display()))?;
+    reader
+        .decode()
+        .with_context(|| format!("cannot decode image {}", path.display()))
+}
+
+/// Decodes image bytes (an upload, say).
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
+    image::load_from_memory(bytes).context("cannot decode image bytes (JPEG, PNG or WebP expected)")
+}
+
+/// Fits `image` into a `width x height` white canvas, keeping its aspect ratio.
+pub fn fit_on_white(image: &DynamicImage, width: u32, height: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let rgb = flatten_on_white(image);
+    let scale = (width as f64 / w as f64).min(height as f64 / h as f64);
+    let (nw, nh) = (
+        ((w as f64 * scale).round() as u32).clamp(1, width),
+        ((h as f64 * scale).round() as u32).clamp(1, height),
+    );
+    let resized = if (nw, nh) == (w, h) {
+        rgb
+    } else {
+        // Triangle widens its support with the scale factor, so big photos are
+        // area-averaged rather than aliased.
+        image::imageops::resize(&rgb, nw, nh, FilterType::Triangle)
+    };
+    let mut canvas = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    image::imageops::replace(
+        &mut canvas,
+        &resized,
+        ((width - nw) / 2) as i64,
+        ((height - nh) / 2) as i64,
+    );
+    canvas
+}
+
+/// RGB with any alpha composited onto white.
+fn flatten_on_white(image: &DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
+        let blend = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8;
+        Rgb([blend(r), blend(g), blend(b)])
+    })
+}
+
+/// Pixels scaled to [-1, 1], in height x width x channel order.
+pub fn to_unit_range(canvas: &RgbImage) -> Vec<f32> {
+    canvas
+        .as_raw()
+        .iter()
+        .map(|&v| v as f32 / 127.5 - 1.0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, RgbaImage};
+
+    #[test]
+    fn small_thumbnail_is_centred_without_scaling() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(60, 80, Rgb([10, 20, 30])));
+        let out = fit_on_white(&img, 64, 80);
+        assert_eq!(out.dimensions(), (64, 80));
+        assert_eq!(*out.get_pixel(1, 40), Rgb([255, 255, 255]));
+        assert_eq!(*out.get_pixel(2, 0), Rgb([10, 20, 30]));
+        assert_eq!(*out.get_pixel(61, 79), Rgb([10, 20, 30]));
+        assert_eq!(*out.get_pixel(62, 79), Rgb([255, 255, 255]));
+    }
+
+    #[test]
+    fn large_wide_photo_is_scaled_to_fit_and_padded_vertically() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(1280, 640, Rgb([200, 0, 0])));
+        let out = fit_on_white(&img, 64, 80);
+        // 1280x640 -> 64x32, centred at rows 24..56.
+        assert_eq!(*out.get_pixel(32, 23), Rgb([255, 255, 255]));
+        assert_eq!(*out.get_pixel(32, 24), Rgb([200, 0, 0]));
+        assert_eq!(*out.get_pixel(32, 55), Rgb([200, 0, 0]));
+        assert_eq!(*out.get_pixel(32, 56), Rgb([255, 255, 255]));
+    }
+
+    #[test]
+    fn grayscale_and_alpha_become_rgb_on_white() {
+        let gray = DynamicImage::ImageLuma8(GrayImage::from_pixel(64, 80, Luma([7])));
+        assert_eq!(*fit_on_white(&gray, 64, 80).get_pixel(5, 5), Rgb([7, 7, 7]));
+        let mut rgba = RgbaImage::from_pixel(64, 80, Rgba([0, 0, 0, 0]));
+        rgba.put_pixel(0, 0, Rgba([0, 0, 0, 255]));
+        let out = fit_on_white(&DynamicImage::ImageRgba8(rgba), 64, 80);
+        assert_eq!(*out.get_pixel(0, 0), Rgb([0, 0, 0]));
+        assert_eq!(*out.get_pixel(1, 1), Rgb([255, 255, 255]));
+    }
+
+    #[test]
+    fn png_with_alpha_decodes_from_bytes() {
+        let mut bytes = Vec::new();
+        let rgba = RgbaImage::from_pixel(3, 5, Rgba([255, 0, 0, 128]));
+        DynamicImage::ImageRgba8(rgba)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        let decoded = decode_image(&bytes).unwrap();
+        let out = fit_on_white(&decoded, 64, 80);
+        let Rgb([r, g, b]) = *out.get_pixel(32, 40);
+        assert_eq!(r, 255);
+        assert!(
+            (126..=128).contains(&g) && g == b,
+            "half-transparent red on white: {g}"
+        );
+    }
+
+    #[test]
+    fn corrupt_bytes_and_files_give_clear_errors() {
+        let err = decode_image(b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot decode image"),
+            "{err:#}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.jpg");
+        std::fs::write(&path, b"\xff\xd8\xff\xe0 truncated").unwrap();
+        let err = format!("{:#}", load_image(&path).unwrap_err());
+        assert!(err.contains("broken.jpg"), "{err}");
+        let err = format!(
+            "{:#}",
+            load_image(&dir.path().join("missing.jpg")).unwrap_err()
+        );
+        assert!(err.contains("missing.jpg"), "{err}");
+    }
+
+    #[test]
+    fn unit_range_maps_black_and_white_to_minus_one_and_one() {
+        let mut img = RgbImage::from_pixel(2, 1, Rgb([255, 255, 255]));
+        img.put_pixel(0, 0, Rgb([0, 0, 0]));
+        assert_eq!(to_unit_range(&img), [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]);
+    }
+}

@@ -1,0 +1,122 @@
+//! The whole `vitrina train` job: data in, weights and model card out.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, TrainConfig};
+use crate::catalog::{Catalog, Split};
+use crate::encoder::{embed_texts_cached, ImageTower, MiniLm, TextEncoder, TowerConfig};
+use crate::indexing::progress_bar;
+
+/// File names inside a model folder.
+pub const WEIGHTS_FILE: &str = "image_tower.safetensors";
+pub const CARD_FILE: &str = "card.json";
+
+/// What a trained tower is, how it was made and how good it is: written beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub name: String,
+    /// The frozen text tower whose space the image tower was trained into.
+    pub text_tower: String,
+    pub tower: TowerConfig,
+    pub train: TrainConfig,
+    pub catalog: String,
+    pub split: String,
+    pub pairs: usize,
+    pub images_rejected: usize,
+    pub epochs: Vec<serde_json::Value>,
+    pub training_seconds: f64,
+    pub final_loss: f64,
+    pub held_out: serde_json::Value,
+    pub command: String,
+}
+
+/// Trains on `split` of the catalogue, measures on the held-out test split, writes
+/// `out/image_tower.safetensors` and `out/card.json`.
+pub fn train_and_save(
+    catalog: &Catalog,
+    split: Split,
+    limit: Option<usize>,
+    config: &TrainConfig,
+    minilm: &MiniLm,
+    name: &str,
+    out: &Path,
+) -> Result<ModelCard> {
+    let select = |split: Split| {
+        let mut products: Vec<_> = catalog
+            .products
+            .iter()
+            .filter(|p| split.contains(&p.id))
+            .cloned()
+            .collect();
+        if let Some(l) = limit {
+            products.truncate(l);
+        }
+        products
+    };
+    let pairs_for = |products: &[crate::catalog::Product], what: &str| -> Result<PairSet> {
+        let texts: Vec<&str> = products.iter().map(|p| p.text.as_str()).collect();
+        let bar = progress_bar(texts.len(), &format!("embedding {what} titles"));
+        let text = embed_texts_cached(minilm, &texts, |n| bar.inc(n as u64))?.vectors;
+        bar.finish_and_clear();
+        let (pairs, rejected) = PairSet::build(products, &text, minilm.dim(), &config.tower);
+        for r in &rejected {
+            eprintln!("{what}: product {} skipped: {}", r.id, r.reason);
+        }
+        eprintln!(
+            "{what}: {} image/title pairs, {} products without a usable image",
+            pairs.len(),
+            rejected.len()
+        );
+        Ok(pairs)
+    };
+    let train_products = select(split);
+    let pairs = pairs_for(&train_products, split.name())?;
+    let rejected = train_products.len() - pairs.len();
+    let bar = progress_bar(0, "training");
+    let trained = train(config, &pairs, &bar, |log: &EpochLog| {
+        eprintln!(
+            "epoch {:>2}: loss {:.4}, temperature {:.4}, {:.0} images/s",
+            log.epoch, log.mean_loss, log.temperature, log.images_per_second
+        );
+    })?;
+    let weights = tower_safetensors(&trained.vars)?;
+    let tower = ImageTower::from_safetensors(name, &config.tower, &weights)?;
+
+    let test_products = select(Split::Test);
+    let test_pairs = pairs_for(&test_products, "test")?;
+    let figures: HeldOut = held_out(&tower, &test_products, &test_pairs, 1000, config.seed)?;
+    eprintln!("held-out (test split): {figures:?}");
+
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let card = ModelCard {
+        name: name.to_string(),
+        text_tower: minilm.model_id().to_string(),
+        tower: config.tower.clone(),
+        train: config.clone(),
+        catalog: catalog.spec.name.clone(),
+        split: split.name().to_string(),
+        pairs: pairs.len(),
+        images_rejected: rejected,
+        epochs: trained
+            .epochs
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect(),
+        training_seconds: trained.seconds,
+        final_loss: trained.epochs.last().map_or(f64::NAN, |e| e.mean_loss),
+        held_out: serde_json::to_value(&figures)?,
+        command: std::iter::once("vitrina".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    std::fs::write(out.join(WEIGHTS_FILE), &weights)?;
+    std::fs::write(
+        out.join(CARD_FILE),
+        serde_json::to_string_pretty(&card)? + "\n",
+    )?;
+    Ok(card)
+}

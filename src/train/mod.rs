@@ -1,0 +1,231 @@
+//! Training the image tower with the LiT recipe (Zhai et al. 2022, "locked-image
+//! tuning", here with the text side locked): MiniLM's text vectors are fixed targets,
+//! and the image tower learns, with a CLIP contrastive loss, to put each product photo
+//! next to its own title and away from the other titles of the batch.
+//!
+//! Everything random (initial weights, batch order, flips) comes from one seeded
+//! ChaCha stream, and candle's CPU kernels are deterministic, so the same seed and data
+//! give the same weights.
+
+mod card;
+mod data;
+mod heldout;
+mod loss;
+
+pub use card::{train_and_save, ModelCard, CARD_FILE, WEIGHTS_FILE};
+pub use data::{PairSet, RejectedImage};
+pub use heldout::{held_out, HeldOut};
+pub use loss::clip_loss;
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::{TowerConfig, TowerNet};
+
+/// Hyper-parameters of a training run; all of them go into the model card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Peak learning rate, reached after `warmup_steps`, then cosine decay to zero.
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Initial temperature of the contrastive loss (learned from there).
+    pub init_temperature: f64,
+    /// Mirror images left-right at random. Colour is never altered: titles name
+    /// colours, and colour is what shoppers search by.
+    pub flip: bool,
+    pub tower: TowerConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 0,
+            epochs: 10,
+            batch_size: 256,
+            lr: 2e-3,
+            warmup_steps: 100,
+            weight_decay: 0.05,
+            init_temperature: 0.07,
+            flip: true,
+            tower: TowerConfig::default(),
+        }
+    }
+}
+
+/// The logit scale is clamped here, as in CLIP, so the loss cannot blow up.
+const MAX_LOGIT_SCALE: f64 = 100.0;
+
+/// One epoch's outcome, for progress and the card.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub mean_loss: f64,
+    pub temperature: f64,
+    pub images_per_second: f64,
+}
+
+/// A trained tower: its variables and the log of the run.
+pub struct Trained {
+    pub vars: VarMap,
+    pub epochs: Vec<EpochLog>,
+    pub seconds: f64,
+}
+
+/// Initialises every variable from the seeded stream, in name order: uniform
+/// +-1/sqrt(fan_in) for weight matrices (PyTorch's default for linear layers), zero
+/// biases, unit norm gains.
+fn init_vars(map: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
+    let data = map.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let n: usize = dims.iter().product();
+        let values: Vec<f32> = if dims.len() == 2 {
+            let bound = 1.0 / (dims[1] as f32).sqrt();
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        } else if name.contains("norm") && name.ends_with("weight") {
+            vec![1.0; n]
+        } else {
+            vec![0.0; n]
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+/// Cosine decay after a linear warm-up.
+fn learning_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
+    if step < config.warmup_steps {
+        return config.lr * (step + 1) as f64 / config.warmup_steps as f64;
+    }
+    let progress =
+        (step - config.warmup_steps) as f64 / (total - config.warmup_steps).max(1) as f64;
+    config.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+}
+
+/// Trains a tower on image/text pairs. `on_epoch` sees each epoch's log as it ends.
+pub fn train(
+    config: &TrainConfig,
+    pairs: &PairSet,
+    bar: &ProgressBar,
+    mut on_epoch: impl FnMut(&EpochLog),
+) -> Result<Trained> {
+    let started = Instant::now();
+    let device = Device::Cpu;
+    let map = VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
+    let net = TowerNet::new(&config.tower, vb.pp("tower"))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    init_vars(&map, &mut rng)?;
+    // The temperature is learned as log(1/T), CLIP's parameterisation.
+    let logit_scale = Var::new((1.0 / config.init_temperature).ln() as f32, &device)?;
+    let mut vars = map.all_vars();
+    // Weight decay on the logit scale would pull the temperature toward 1.
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let mut scale_opt = AdamW::new(
+        vec![logit_scale.clone()],
+        ParamsAdamW {
+            lr: config.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    vars.push(logit_scale.clone());
+
+    let n = pairs.len();
+    let batch = config.batch_size.min(n);
+    let steps_per_epoch = n / batch;
+    anyhow::ensure!(
+        steps_per_epoch > 0,
+        "no complete batch: {n} pairs, batch size {batch}"
+    );
+    let total = steps_per_epoch * config.epochs;
+    // The bar counts images, so its rate reads as images/s.
+    bar.set_length((total * batch) as u64);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut logs = Vec::new();
+    let mut step = 0;
+    for epoch in 1..=config.epochs {
+        order.shuffle(&mut rng);
+        let epoch_start = Instant::now();
+        let mut loss_sum = 0.0;
+        for chunk in order.chunks_exact(batch) {
+            let flips: Vec<bool> = chunk
+                .iter()
+                .map(|_| config.flip && rng.random_bool(0.5))
+                .collect();
+            let (pixels, text) = pairs.batch(chunk, &flips, &device)?;
+            let image = net.forward(&pixels)?;
+            let loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?)?;
+            let lr = learning_rate(config, step, total);
+            opt.set_learning_rate(lr);
+            scale_opt.set_learning_rate(lr);
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            scale_opt.step(&grads)?;
+            let clamped = logit_scale
+                .as_tensor()
+                .clamp(0f32, MAX_LOGIT_SCALE.ln() as f32)?;
+            logit_scale.set(&clamped)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            loss_sum += value;
+            step += 1;
+            bar.set_message(format!("epoch {epoch}/{} loss {value:.3}", config.epochs));
+            bar.inc(batch as u64);
+        }
+        let log = EpochLog {
+            epoch,
+            mean_loss: loss_sum / steps_per_epoch as f64,
+            temperature: (-logit_scale.as_tensor().to_scalar::<f32>()? as f64).exp(),
+            images_per_second: (steps_per_epoch * batch) as f64
+                / epoch_start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&log);
+        logs.push(log);
+    }
+    bar.finish_and_clear();
+    Ok(Trained {
+        vars: map,
+        epochs: logs,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Serialises the tower's weights (without the `tower.` prefix) as safetensors bytes.
+pub fn tower_safetensors(vars: &VarMap) -> Result<Vec<u8>> {
+    let data = vars.data().lock().unwrap();
+    let mut tensors: Vec<(String, Tensor)> = data
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("tower.")
+                .map(|k| (k.to_string(), v.as_tensor().clone()))
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("w.safetensors");
+    let map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    candle_core::safetensors::save(&map, &path)?;
+    std::fs::read(&path).context("reading back the weights")
+}

@@ -1,0 +1,105 @@
+//! A short training run on images the test draws itself: same seed, same weights; and
+//! training lowers the contrastive loss on pairs it can learn.
+
+use image::{Rgb, RgbImage};
+use indicatif::ProgressBar;
+use vitrina::catalog::Product;
+use vitrina::encoder::TowerConfig;
+use vitrina::train::{tower_safetensors, train, PairSet, TrainConfig};
+
+const DIM: usize = 8;
+
+/// 32 products in 4 colours; each colour's title vector is one axis of the text space.
+fn pairs(dir: &std::path::Path) -> PairSet {
+    let colours = [[220, 20, 20], [20, 160, 40], [30, 40, 200], [240, 200, 30]];
+    let mut products = Vec::new();
+    let mut text = Vec::new();
+    for i in 0..32 {
+        let c = i % 4;
+        let path = dir.join(format!("{i}.png"));
+        let mut img = RgbImage::from_pixel(30, 40, Rgb([255, 255, 255]));
+        for y in 5 + i % 3..35 {
+            for x in 5..25 {
+                img.put_pixel(x as u32, y as u32, Rgb(colours[c]));
+            }
+        }
+        img.save(&path).unwrap();
+        products.push(Product {
+            id: i.to_string(),
+            text: format!("colour {c}"),
+            broad: None,
+            fine: None,
+            attributes: Default::default(),
+            image: Some(path),
+        });
+        let mut v = vec![0f32; DIM];
+        v[c] = 1.0;
+        text.extend(v);
+    }
+    // One product whose image is unreadable: it must be reported, not trained on.
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"not an image").unwrap();
+    products.push(Product {
+        id: "broken".into(),
+        text: "broken".into(),
+        broad: None,
+        fine: None,
+        attributes: Default::default(),
+        image: Some(broken),
+    });
+    text.extend(vec![0f32; DIM]);
+    let (set, rejected) = PairSet::build(&products, &text, DIM, &config().tower);
+    assert_eq!(set.len(), 32);
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0].reason.contains("broken.jpg"),
+        "{}",
+        rejected[0].reason
+    );
+    set
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        seed: 42,
+        epochs: 6,
+        batch_size: 8,
+        lr: 3e-3,
+        warmup_steps: 2,
+        tower: TowerConfig {
+            height: 16,
+            width: 16,
+            patch: 4,
+            dims: vec![16, 24],
+            depths: vec![1, 1],
+            mlp_ratio: 2,
+            out_dim: DIM,
+        },
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn same_seed_same_weights_and_the_loss_falls() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = pairs(dir.path());
+    let a = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    assert_eq!(
+        tower_safetensors(&a.vars).unwrap(),
+        tower_safetensors(&b.vars).unwrap()
+    );
+    let first = a.epochs.first().unwrap().mean_loss;
+    let last = a.epochs.last().unwrap().mean_loss;
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+
+    let other = TrainConfig {
+        seed: 43,
+        ..config()
+    };
+    let c = train(&other, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    assert_ne!(
+        tower_safetensors(&a.vars).unwrap(),
+        tower_safetensors(&c.vars).unwrap()
+    );
+}
