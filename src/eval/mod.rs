@@ -1,0 +1,322 @@
+//! Evaluation: the reference experiment (random product titles as queries, precision@k
+//! of category match, broad and fine) for every search type, the keyword baseline
+//! beside them, and what diversification costs and buys.
+//!
+//! A query is a product's title; its own product is excluded from its results. The
+//! query vector is the product's stored text vector, which is exactly what embedding
+//! the title again would give (same model, same text), at no cost.
+
+pub mod metrics;
+mod plot;
+mod report;
+
+pub use plot::plot_precision;
+pub use report::{alpha_table, diversity_table, precision_csv, precision_table};
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::index::{Hit, Index, VectorKind};
+use crate::search::keyword::Tfidf;
+use crate::search::{Diversify, Mode, Ranking, Searcher};
+use metrics::precision_at_k;
+
+/// The reference experiment's cut-offs.
+pub const KS: [usize; 4] = [10, 20, 50, 100];
+/// Near-duplicate threshold on image cosine similarity.
+pub const NEAR_DUPLICATE: f32 = 0.97;
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalConfig {
+    pub queries: usize,
+    pub seed: u64,
+    /// Diversification variants run beside each plain search type.
+    pub diversify: Vec<Diversify>,
+    pub sweep_alpha: bool,
+}
+
+/// Top-10 variety. The visual figures need image vectors (`None` without them).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Variety {
+    /// Mean pairwise cosine distance of the top-10 image vectors.
+    pub visual_distance: Option<f64>,
+    /// Distinct fine categories in the top 10.
+    pub distinct_fine: f64,
+    /// Pairs in the top 10 whose images have cosine > 0.97.
+    pub near_duplicate_pairs: Option<f64>,
+}
+
+/// One method's figures, averaged over queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodFigures {
+    /// "keyword", "description", "image", "average", with "+kmeans"/"+mmr(l)" if diversified.
+    pub method: String,
+    pub mode: Option<Mode>,
+    pub diversify: String,
+    /// k -> precision@k, broad category.
+    pub broad: BTreeMap<usize, f64>,
+    /// k -> precision@k, fine category.
+    pub fine: BTreeMap<usize, f64>,
+    pub variety: Variety,
+    /// Ranking time per query (exact scan, and diversification if any), milliseconds.
+    pub ms_per_query: f64,
+}
+
+/// Precision@10 at one product-side text weight.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlphaPoint {
+    pub alpha: f32,
+    pub broad: f64,
+    pub fine: f64,
+}
+
+/// Everything `vitrina eval` measured, with its parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub catalog: String,
+    pub split: String,
+    pub model: String,
+    pub products: usize,
+    pub products_with_image: usize,
+    pub queries: usize,
+    pub seed: u64,
+    pub config: EvalConfig,
+    pub methods: Vec<MethodFigures>,
+    pub alpha_sweep: Vec<AlphaPoint>,
+    /// Why a part was not run (e.g. the catalogue has no images).
+    pub notes: Vec<String>,
+}
+
+/// Per-query accumulation of one method's figures.
+struct Tally {
+    broad: BTreeMap<usize, f64>,
+    fine: BTreeMap<usize, f64>,
+    distinct_fine: f64,
+    visual_distance: f64,
+    near_duplicate_pairs: f64,
+    seconds: f64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            broad: KS.iter().map(|&k| (k, 0.0)).collect(),
+            fine: KS.iter().map(|&k| (k, 0.0)).collect(),
+            distinct_fine: 0.0,
+            visual_distance: 0.0,
+            near_duplicate_pairs: 0.0,
+            seconds: 0.0,
+        }
+    }
+
+    fn add(&mut self, index: &Index, query: usize, hits: &[Hit]) {
+        let q = &index.product(query).product;
+        let broad: Vec<Option<&str>> = hits
+            .iter()
+            .map(|h| index.product(h.index).product.broad.as_deref())
+            .collect();
+        let fine: Vec<Option<&str>> = hits
+            .iter()
+            .map(|h| index.product(h.index).product.fine.as_deref())
+            .collect();
+        for &k in &KS {
+            if let Some(b) = &q.broad {
+                *self.broad.get_mut(&k).unwrap() += precision_at_k(b, &broad, k);
+            }
+            if let Some(f) = &q.fine {
+                *self.fine.get_mut(&k).unwrap() += precision_at_k(f, &fine, k);
+            }
+        }
+        let top: Vec<usize> = hits.iter().take(10).map(|h| h.index).collect();
+        let distinct: std::collections::HashSet<&str> = top
+            .iter()
+            .filter_map(|&i| index.product(i).product.fine.as_deref())
+            .collect();
+        self.distinct_fine += distinct.len() as f64;
+        if let Some(image) = index.vectors(VectorKind::Image) {
+            let d = index.dim();
+            let with_image: Vec<&[f32]> = top
+                .iter()
+                .filter(|&&i| index.product(i).has_image)
+                .map(|&i| &image[i * d..(i + 1) * d])
+                .collect();
+            let (mut distance, mut pairs, mut dups) = (0.0, 0usize, 0usize);
+            for a in 0..with_image.len() {
+                for b in a + 1..with_image.len() {
+                    let cos: f32 = with_image[a]
+                        .iter()
+                        .zip(with_image[b])
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    distance += (1.0 - cos) as f64;
+                    pairs += 1;
+                    dups += usize::from(cos > NEAR_DUPLICATE);
+                }
+            }
+            if pairs > 0 {
+                self.visual_distance += distance / pairs as f64;
+            }
+            self.near_duplicate_pairs += dups as f64;
+        }
+    }
+
+    fn finish(
+        mut self,
+        method: String,
+        mode: Option<Mode>,
+        diversify: &Diversify,
+        n: usize,
+        has_images: bool,
+    ) -> MethodFigures {
+        let n = n.max(1) as f64;
+        self.broad.values_mut().for_each(|v| *v /= n);
+        self.fine.values_mut().for_each(|v| *v /= n);
+        MethodFigures {
+            method,
+            mode,
+            diversify: diversify.label(),
+            broad: self.broad,
+            fine: self.fine,
+            variety: Variety {
+                visual_distance: has_images.then_some(self.visual_distance / n),
+                distinct_fine: self.distinct_fine / n,
+                near_duplicate_pairs: has_images.then_some(self.near_duplicate_pairs / n),
+            },
+            ms_per_query: self.seconds * 1e3 / n,
+        }
+    }
+}
+
+/// Draws the queries: a seeded sample of products that have both categories.
+pub fn draw_queries(index: &Index, count: usize, seed: u64) -> Vec<usize> {
+    let mut candidates: Vec<usize> = (0..index.len())
+        .filter(|&i| {
+            let p = &index.product(i).product;
+            p.broad.is_some() && p.fine.is_some()
+        })
+        .collect();
+    candidates.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    candidates.truncate(count);
+    candidates
+}
+
+/// Runs the experiment on an index with its own model.
+pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> {
+    let index = searcher.index;
+    ensure!(
+        index.len() > 1,
+        "the index holds {} products; evaluation needs at least 2",
+        index.len()
+    );
+    let queries = draw_queries(index, config.queries, config.seed);
+    let text = index
+        .vectors(VectorKind::Text)
+        .expect("every index has text vectors");
+    let d = index.dim();
+    let has_images = index.vectors(VectorKind::Image).is_some();
+    let mut notes = Vec::new();
+    let k_max = *KS.last().unwrap();
+    let mut methods = Vec::new();
+
+    // Keyword baseline.
+    let titles: Vec<&str> = index
+        .header
+        .products
+        .iter()
+        .map(|p| p.product.text.as_str())
+        .collect();
+    let tfidf = Tfidf::new(&titles);
+    let mut tally = Tally::new();
+    for &q in &queries {
+        let started = Instant::now();
+        let hits = tfidf.search(titles[q], k_max, |i| i != q);
+        tally.seconds += started.elapsed().as_secs_f64();
+        tally.add(index, q, &hits);
+    }
+    methods.push(tally.finish(
+        "keyword (TF-IDF)".into(),
+        None,
+        &Diversify::None,
+        queries.len(),
+        has_images,
+    ));
+
+    let modes: Vec<Mode> = if has_images {
+        Mode::ALL.to_vec()
+    } else {
+        notes.push(format!(
+            "catalogue `{}` has no image vectors: the image and average search types and \
+             diversification are unavailable; only query->description is measured",
+            index.header.catalog
+        ));
+        vec![Mode::Description]
+    };
+    let mut variants = vec![Diversify::None];
+    if has_images {
+        variants.extend(config.diversify.iter().copied());
+    }
+    for &mode in &modes {
+        let vectors = searcher.product_vectors(mode, 0.5)?;
+        for diversify in &variants {
+            let mut ranking = Ranking::new(mode, k_max);
+            ranking.diversify = *diversify;
+            let mut tally = Tally::new();
+            for &q in &queries {
+                let started = Instant::now();
+                let hits =
+                    searcher.rank_over(&vectors, &text[q * d..(q + 1) * d], &ranking, Some(q))?;
+                tally.seconds += started.elapsed().as_secs_f64();
+                tally.add(index, q, &hits);
+            }
+            let name = match diversify {
+                Diversify::None => mode.name().to_string(),
+                other => format!("{}+{}", mode.name(), other.label()),
+            };
+            methods.push(tally.finish(name, Some(mode), diversify, queries.len(), has_images));
+        }
+    }
+
+    let mut alpha_sweep = Vec::new();
+    if config.sweep_alpha && has_images {
+        for step in 0..=10 {
+            let alpha = step as f32 / 10.0;
+            let vectors = searcher.product_vectors(Mode::Average, alpha)?;
+            let ranking = Ranking::new(Mode::Average, 10);
+            let mut tally = Tally::new();
+            for &q in &queries {
+                let hits =
+                    searcher.rank_over(&vectors, &text[q * d..(q + 1) * d], &ranking, Some(q))?;
+                tally.add(index, q, &hits);
+            }
+            let n = queries.len().max(1) as f64;
+            alpha_sweep.push(AlphaPoint {
+                alpha,
+                broad: tally.broad[&10] / n,
+                fine: tally.fine[&10] / n,
+            });
+        }
+    } else if config.sweep_alpha {
+        notes.push("alpha sweep skipped: no image vectors".into());
+    }
+
+    Ok(EvalReport {
+        catalog: index.header.catalog.clone(),
+        split: index.header.split.clone(),
+        model: index.header.model.clone(),
+        products: index.len(),
+        products_with_image: index.header.products.iter().filter(|p| p.has_image).count(),
+        queries: queries.len(),
+        seed: config.seed,
+        config: config.clone(),
+        methods,
+        alpha_sweep,
+        notes,
+    })
+}

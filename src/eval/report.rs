@@ -1,0 +1,86 @@
+//! The evaluation's tables: Markdown for people (stdout, README), CSV for tools.
+
+use std::fmt::Write;
+
+use super::{EvalReport, KS};
+
+/// Methods without diversification, in report order: the reference's table.
+fn plain(report: &EvalReport) -> impl Iterator<Item = &super::MethodFigures> {
+    report.methods.iter().filter(|m| m.diversify == "none")
+}
+
+/// Precision@k, one row per k, a broad and a fine column per search type.
+pub fn precision_table(report: &EvalReport) -> String {
+    let mut s = String::new();
+    let methods: Vec<_> = plain(report).collect();
+    s.push_str("| k |");
+    for m in &methods {
+        let _ = write!(s, " {} broad | {} fine |", m.method, m.method);
+    }
+    s.push_str("\n|---:|");
+    s.push_str(&"---:|---:|".repeat(methods.len()));
+    s.push('\n');
+    for k in KS {
+        let _ = write!(s, "| {k} |");
+        for m in &methods {
+            let _ = write!(s, " {:.3} | {:.3} |", m.broad[&k], m.fine[&k]);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// What diversification costs (precision) and buys (variety), per search type.
+pub fn diversity_table(report: &EvalReport) -> String {
+    let mut s = String::from(
+        "| method | P@10 broad | P@10 fine | P@20 fine | visual distance@10 | distinct fine@10 | near-duplicate pairs@10 | ms/query |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for m in &report.methods {
+        let v = &m.variety;
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {:.2} |",
+            m.method,
+            m.broad[&10],
+            m.fine[&10],
+            m.fine[&20],
+            fmt(v.visual_distance),
+            fmt(Some(v.distinct_fine)),
+            fmt(v.near_duplicate_pairs),
+            m.ms_per_query
+        );
+    }
+    s
+}
+
+/// Precision@10 for each product-side text weight.
+pub fn alpha_table(report: &EvalReport) -> String {
+    let mut s =
+        String::from("| alpha (text weight) | P@10 broad | P@10 fine |\n|---:|---:|---:|\n");
+    for p in &report.alpha_sweep {
+        let _ = writeln!(s, "| {:.1} | {:.3} | {:.3} |", p.alpha, p.broad, p.fine);
+    }
+    s
+}
+
+/// Long format: method, diversify, k, category level, precision.
+pub fn precision_csv(report: &EvalReport) -> String {
+    let mut s = String::from("method,diversify,k,level,precision\n");
+    for m in &report.methods {
+        for k in KS {
+            let _ = writeln!(
+                s,
+                "\"{}\",{},{k},broad,{:.4}",
+                m.method, m.diversify, m.broad[&k]
+            );
+            let _ = writeln!(
+                s,
+                "\"{}\",{},{k},fine,{:.4}",
+                m.method, m.diversify, m.fine[&k]
+            );
+        }
+    }
+    s
+}

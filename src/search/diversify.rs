@@ -1,0 +1,293 @@
+//! Visual diversification of a ranked list, so the first results cover different looks
+//! rather than ten photos of the same black t-shirt.
+//!
+//! - k-means: the reference method. Cluster the top `pool` results' image vectors into
+//!   `k` groups, then take one item per cluster in turn (clusters in the order of their
+//!   best item, each cluster's items in score order).
+//! - MMR (Carbonell & Goldstein 1998): greedily pick the item maximising
+//!   `lambda * score - (1 - lambda) * max image similarity to the items already picked`.
+//!
+//! k-means is written here because it runs on 50 points: a crate (linfa) would bring
+//! ndarray and a BLAS for a loop of a few hundred lines of arithmetic.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::index::Hit;
+
+/// Results reordered by the reference method: the top 50.
+pub const POOL: usize = 50;
+/// Clusters for k-means diversification.
+pub const CLUSTERS: usize = 5;
+const KMEANS_ITERATIONS: usize = 50;
+
+/// How to diversify a result list.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Diversify {
+    None,
+    KMeans { clusters: usize, seed: u64 },
+    Mmr { lambda: f32 },
+}
+
+impl Diversify {
+    pub fn label(&self) -> String {
+        match self {
+            Diversify::None => "none".into(),
+            Diversify::KMeans { .. } => "kmeans".into(),
+            Diversify::Mmr { lambda } => format!("mmr({lambda})"),
+        }
+    }
+
+    /// Reorders `hits` (best first); `image` gives a hit's image vector. Only the first
+    /// [`POOL`] hits are reordered; the rest keep their place.
+    pub fn apply<'a>(&self, hits: &[Hit], image: impl Fn(usize) -> &'a [f32]) -> Vec<Hit> {
+        let n = hits.len().min(POOL);
+        let (pool, rest) = hits.split_at(n);
+        let vectors: Vec<&[f32]> = pool.iter().map(|h| image(h.index)).collect();
+        let mut out = match *self {
+            Diversify::None => pool.to_vec(),
+            Diversify::KMeans { clusters, seed } => {
+                round_robin(pool, &kmeans(&vectors, clusters, seed))
+            }
+            Diversify::Mmr { lambda } => mmr(pool, &vectors, lambda),
+        };
+        out.extend_from_slice(rest);
+        out
+    }
+}
+
+fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Lloyd's k-means with k-means++ seeding; returns each point's cluster. Deterministic
+/// for a given seed. With fewer points than `k`, each point is its own cluster.
+pub fn kmeans(points: &[&[f32]], k: usize, seed: u64) -> Vec<usize> {
+    let n = points.len();
+    if n <= k {
+        return (0..n).collect();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // k-means++: each next centre is drawn with probability proportional to its squared
+    // distance from the nearest centre chosen so far.
+    let mut centres: Vec<Vec<f32>> = vec![points[rng.random_range(0..n)].to_vec()];
+    let mut nearest: Vec<f32> = points.iter().map(|p| sq_dist(p, &centres[0])).collect();
+    while centres.len() < k {
+        let total: f32 = nearest.iter().sum();
+        let next = if total <= 0.0 {
+            // All remaining points coincide with a centre: any point will do.
+            rng.random_range(0..n)
+        } else {
+            let mut target = rng.random_range(0.0..total);
+            let mut chosen = n - 1;
+            for (i, &d) in nearest.iter().enumerate() {
+                if target < d {
+                    chosen = i;
+                    break;
+                }
+                target -= d;
+            }
+            chosen
+        };
+        centres.push(points[next].to_vec());
+        for (d, p) in nearest.iter_mut().zip(points) {
+            *d = d.min(sq_dist(p, centres.last().unwrap()));
+        }
+    }
+    let mut assign = vec![usize::MAX; n];
+    for _ in 0..KMEANS_ITERATIONS {
+        let mut changed = false;
+        for (i, p) in points.iter().enumerate() {
+            let best = (0..k)
+                .min_by(|&a, &b| sq_dist(p, &centres[a]).total_cmp(&sq_dist(p, &centres[b])))
+                .unwrap();
+            if assign[i] != best {
+                assign[i] = best;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        let dim = points[0].len();
+        for (c, centre) in centres.iter_mut().enumerate() {
+            let members: Vec<&&[f32]> = points
+                .iter()
+                .zip(&assign)
+                .filter(|(_, &a)| a == c)
+                .map(|(p, _)| p)
+                .collect();
+            if members.is_empty() {
+                continue; // An empty cluster keeps its centre.
+            }
+            *centre = (0..dim)
+                .map(|j| members.iter().map(|p| p[j]).sum::<f32>() / members.len() as f32)
+                .collect();
+        }
+    }
+    assign
+}
+
+/// One item per cluster in turn. Clusters are visited in the order of their best item;
+/// within a cluster, items keep their order in `hits`.
+pub fn round_robin(hits: &[Hit], clusters: &[usize]) -> Vec<Hit> {
+    let mut order: Vec<usize> = Vec::new();
+    for &c in clusters {
+        if !order.contains(&c) {
+            order.push(c);
+        }
+    }
+    let mut queues: Vec<std::collections::VecDeque<Hit>> = order
+        .iter()
+        .map(|&c| {
+            hits.iter()
+                .zip(clusters)
+                .filter(|(_, &a)| a == c)
+                .map(|(h, _)| *h)
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(hits.len());
+    while out.len() < hits.len() {
+        for q in queues.iter_mut() {
+            if let Some(h) = q.pop_front() {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// Maximal marginal relevance over the whole list; `lambda = 1` keeps the ranking.
+pub fn mmr(hits: &[Hit], vectors: &[&[f32]], lambda: f32) -> Vec<Hit> {
+    let n = hits.len();
+    let mut picked: Vec<usize> = Vec::with_capacity(n);
+    let mut max_sim = vec![f32::NEG_INFINITY; n];
+    let mut taken = vec![false; n];
+    for _ in 0..n {
+        let value = |i: usize| {
+            let redundancy = if picked.is_empty() { 0.0 } else { max_sim[i] };
+            lambda * hits[i].score - (1.0 - lambda) * redundancy
+        };
+        // Ties go to the better-ranked item, so lambda = 1 is exactly the input order.
+        let best = (0..n)
+            .filter(|&i| !taken[i])
+            .fold(None, |best: Option<usize>, i| match best {
+                Some(b) if value(b) >= value(i) => Some(b),
+                _ => Some(i),
+            })
+            .unwrap();
+        taken[best] = true;
+        picked.push(best);
+        for i in 0..n {
+            max_sim[i] = max_sim[i].max(dot(vectors[i], vectors[best]));
+        }
+    }
+    picked.into_iter().map(|i| hits[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(n: usize) -> Vec<Hit> {
+        (0..n)
+            .map(|i| Hit {
+                index: i,
+                score: 1.0 - i as f32 * 0.01,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kmeans_recovers_separable_clusters() {
+        // Three tight groups far apart, interleaved in input order.
+        let centres = [[10.0f32, 0.0], [0.0, 10.0], [-10.0, -10.0]];
+        let points: Vec<Vec<f32>> = (0..30)
+            .map(|i| {
+                let c = centres[i % 3];
+                vec![
+                    c[0] + (i as f32 * 0.37).sin() * 0.5,
+                    c[1] + (i as f32 * 0.71).cos() * 0.5,
+                ]
+            })
+            .collect();
+        let refs: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+        for seed in 0..5 {
+            let assign = kmeans(&refs, 3, seed);
+            for i in 0..30 {
+                for j in 0..30 {
+                    assert_eq!(
+                        assign[i] == assign[j],
+                        i % 3 == j % 3,
+                        "seed {seed}: points {i}, {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kmeans_is_deterministic_and_handles_few_points() {
+        let points: Vec<Vec<f32>> = (0..20)
+            .map(|i| vec![(i * 7 % 13) as f32, (i % 5) as f32])
+            .collect();
+        let refs: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+        assert_eq!(kmeans(&refs, 4, 9), kmeans(&refs, 4, 9));
+        assert_eq!(kmeans(&refs[..3], 5, 0), [0, 1, 2]);
+    }
+
+    #[test]
+    fn round_robin_takes_one_per_cluster_in_turn() {
+        let h = hits(6);
+        // Clusters by rank: a a b a c b
+        let out = round_robin(&h, &[0, 0, 1, 0, 2, 1]);
+        let idx: Vec<usize> = out.iter().map(|h| h.index).collect();
+        assert_eq!(idx, [0, 2, 4, 1, 5, 3]);
+    }
+
+    #[test]
+    fn mmr_with_lambda_one_is_the_plain_ranking() {
+        let h = hits(10);
+        let vectors: Vec<Vec<f32>> = (0..10).map(|i| vec![1.0, i as f32 * 0.1]).collect();
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        assert_eq!(mmr(&h, &refs, 1.0), h);
+    }
+
+    #[test]
+    fn mmr_with_low_lambda_skips_near_duplicates() {
+        let h = hits(3);
+        let vectors = [vec![1.0f32, 0.0], vec![1.0, 0.0], vec![0.0, 1.0]];
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let idx: Vec<usize> = mmr(&h, &refs, 0.5).iter().map(|h| h.index).collect();
+        assert_eq!(idx, [0, 2, 1]);
+    }
+
+    #[test]
+    fn apply_only_reorders_the_pool() {
+        let h = hits(60);
+        let vectors: Vec<Vec<f32>> = (0..60).map(|i| vec![(i % 5) as f32 * 10.0, 0.0]).collect();
+        let out = Diversify::KMeans {
+            clusters: 5,
+            seed: 0,
+        }
+        .apply(&h, |i| vectors[i].as_slice());
+        assert_eq!(&out[POOL..], &h[POOL..]);
+        let first: std::collections::HashSet<usize> =
+            out[..5].iter().map(|h| h.index % 5).collect();
+        assert_eq!(
+            first.len(),
+            5,
+            "the first five results come from five different looks"
+        );
+        let mut sorted: Vec<usize> = out[..POOL].iter().map(|h| h.index).collect();
+        sorted.sort();
+        assert_eq!(sorted, (0..POOL).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,168 @@
+//! The evaluation on a hand-built index whose answers are known: 4 broad categories of
+//! 10 products, each split into 2 fine categories of 5. Text vectors point along the
+//! broad category's axis, nudged along a fine-category axis; image vectors point along
+//! the *next* broad category's axis, so image search is wrong on purpose.
+
+use std::collections::BTreeMap;
+
+use vitrina::catalog::Product;
+use vitrina::eval::{draw_queries, evaluate, EvalConfig, MethodFigures};
+use vitrina::index::{Header, Index, StoredProduct, VectorKind};
+use vitrina::search::{Diversify, Mode, Ranking, Searcher};
+
+const DIM: usize = 16;
+const BROAD: [&str; 4] = ["tops", "shoes", "bags", "watches"];
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+fn toy_index() -> Index {
+    let mut products = Vec::new();
+    let (mut text, mut image, mut average) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..40 {
+        let g = i / 10;
+        let f = (i % 10) / 5;
+        products.push(StoredProduct {
+            product: Product {
+                id: format!("p{i}"),
+                text: format!("{} style{f}", BROAD[g]),
+                broad: Some(BROAD[g].into()),
+                fine: Some(format!("{}-{f}", BROAD[g])),
+                attributes: Default::default(),
+                image: None,
+            },
+            has_image: true,
+        });
+        let mut t = vec![0f32; DIM];
+        t[g] = 1.0;
+        t[4 + 2 * g + f] = 0.3;
+        t[12 + i % 4] = 0.01 * (i % 7) as f32; // tiny per-product noise
+        let mut im = vec![0f32; DIM];
+        im[(g + 1) % 4] = 1.0;
+        im[8 + i % 5] = 0.2;
+        let (t, im) = (unit(t), unit(im));
+        average.extend(unit(t.iter().zip(&im).map(|(a, b)| a + b).collect()));
+        text.extend(t);
+        image.extend(im);
+    }
+    let header = Header {
+        model: "toy".into(),
+        model_dir: None,
+        dim: DIM,
+        catalog: "toy".into(),
+        split: "all".into(),
+        products,
+        blocks: vec![],
+    };
+    let mut vectors = BTreeMap::new();
+    vectors.insert(VectorKind::Text, text);
+    vectors.insert(VectorKind::Image, image);
+    vectors.insert(VectorKind::Average, average);
+    Index::new(header, vectors).unwrap()
+}
+
+fn method<'a>(methods: &'a [MethodFigures], name: &str) -> &'a MethodFigures {
+    methods
+        .iter()
+        .find(|m| m.method == name)
+        .unwrap_or_else(|| panic!("no method {name}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn precision_at_k_matches_hand_computed_answers() {
+    let index = toy_index();
+    let searcher = Searcher::stored_vectors_only(&index);
+    let config = EvalConfig {
+        queries: 40,
+        seed: 1,
+        diversify: vec![
+            Diversify::KMeans {
+                clusters: 5,
+                seed: 0,
+            },
+            Diversify::Mmr { lambda: 1.0 },
+        ],
+        sweep_alpha: true,
+    };
+    let report = evaluate(&searcher, &config).unwrap();
+    assert_eq!(report.queries, 40);
+    let description = method(&report.methods, "description");
+    // The 9 other products of the broad category come first, the 4 of the fine first of all.
+    assert!(
+        close(description.broad[&10], 0.9),
+        "{:?}",
+        description.broad
+    );
+    assert!(close(description.fine[&10], 0.4), "{:?}", description.fine);
+    assert!(close(description.broad[&20], 9.0 / 20.0));
+    // 39 results exist; the missing 100th counts as a miss.
+    assert!(close(description.broad[&100], 9.0 / 100.0));
+    // Image vectors point at the wrong category: the top 9 are all the next category.
+    let image = method(&report.methods, "image");
+    assert!(close(image.broad[&10], 0.0), "{:?}", image.broad);
+    // Keyword: identical titles score 1, same broad word next.
+    let keyword = method(&report.methods, "keyword (TF-IDF)");
+    assert!(
+        close(keyword.broad[&10], 0.9) && close(keyword.fine[&10], 0.4),
+        "{keyword:?}"
+    );
+    // MMR with lambda = 1 is the plain ranking.
+    let mmr = method(&report.methods, "description+mmr(1)");
+    assert_eq!(mmr.broad, description.broad);
+    assert_eq!(mmr.fine, description.fine);
+    // k-means over image vectors spreads the top 10 over looks: less precise, more varied.
+    let kmeans = method(&report.methods, "description+kmeans");
+    assert!(kmeans.broad[&10] < description.broad[&10]);
+    assert!(kmeans.variety.visual_distance.unwrap() > description.variety.visual_distance.unwrap());
+    assert!(
+        close(kmeans.broad[&50], description.broad[&50]),
+        "the top-50 set is unchanged"
+    );
+    // alpha = 1 is pure text, alpha = 0 pure image.
+    assert_eq!(report.alpha_sweep.len(), 11);
+    assert!(close(report.alpha_sweep[10].broad, 0.9));
+    assert!(close(report.alpha_sweep[0].broad, 0.0));
+}
+
+#[test]
+fn a_query_never_finds_its_own_product() {
+    let index = toy_index();
+    let searcher = Searcher::stored_vectors_only(&index);
+    let text = index.vectors(VectorKind::Text).unwrap();
+    for q in draw_queries(&index, 40, 3) {
+        for mode in Mode::ALL {
+            let hits = searcher
+                .rank(
+                    &text[q * DIM..(q + 1) * DIM],
+                    &Ranking::new(mode, 39),
+                    Some(q),
+                )
+                .unwrap();
+            assert_eq!(hits.len(), 39);
+            assert!(hits.iter().all(|h| h.index != q), "{mode:?} query {q}");
+        }
+        // Without exclusion the product itself is the best text match.
+        let hits = searcher
+            .rank(
+                &text[q * DIM..(q + 1) * DIM],
+                &Ranking::new(Mode::Description, 1),
+                None,
+            )
+            .unwrap();
+        assert_eq!(hits[0].index, q);
+    }
+}
+
+#[test]
+fn draw_queries_is_seeded() {
+    let index = toy_index();
+    assert_eq!(draw_queries(&index, 10, 7), draw_queries(&index, 10, 7));
+    assert_ne!(draw_queries(&index, 10, 7), draw_queries(&index, 10, 8));
+}
