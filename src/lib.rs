@@ -2,10 +2,14 @@
 //! image) once; shoppers search it by text or image.
 //!
 //! Data flows one way: [`catalog`] -> [`encoder`] -> [`index`] (built by [`indexing`])
-//! -> [`search`].
+//! -> [`search`] -> ([`server`] | [`eval`]). [`train`] makes the built-in image tower.
 
+pub mod bench;
 pub mod catalog;
 pub mod encoder;
+pub mod eval;
 pub mod index;
 pub mod indexing;
 pub mod search;
+pub mod server;
+pub mod train;

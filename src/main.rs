@@ -1,17 +1,19 @@
 //! The `vitrina` command line.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vitrina::catalog::{Catalog, CatalogSpec, Split};
-use vitrina::encoder::Model;
+use vitrina::encoder::preprocess::load_image;
+use vitrina::encoder::{minilm_dir, MiniLm, Model};
+use vitrina::eval::{self, EvalConfig};
 use vitrina::index::{index_file, Index};
 use vitrina::indexing;
-use vitrina::search::{Mode, Searcher};
+use vitrina::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
+use vitrina::train::{train_and_save, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -26,18 +28,91 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Embed a catalogue's products and write a search index.
+    /// Embed a catalogue's products (text, image, average) and write a search index.
     Index(IndexArgs),
-    /// Search an index.
+    /// Search an index by text, by image, or both.
     Search(SearchArgs),
+    /// Train the image tower on a catalogue's image/title pairs (LiT: text tower frozen).
+    Train(TrainArgs),
+    /// Run the reference experiment: precision@k per search type, keyword baseline,
+    /// diversification figures; writes Markdown, CSV, JSON and a PNG plot.
+    Eval(EvalArgs),
+    /// Measure throughput and latency (text and image towers, diversification, queries),
+    /// against sentence-transformers when --peer-python is given; prints a table.
+    Bench(BenchArgs),
+    /// Serve an index over HTTP: a JSON search API and a web page.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Folder of an index built by `vitrina index`.
+    #[arg(long)]
+    index: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Catalogue whose first products are measured.
+    #[arg(long, default_value = "catalogs/myntra.toml")]
+    catalog: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    titles: usize,
+    #[arg(long, default_value_t = 2000)]
+    images: usize,
+    /// A Python with sentence-transformers (scripts/requirements-peers.txt): measures it
+    /// on the same titles in the same run.
+    #[arg(long)]
+    peer_python: Option<PathBuf>,
+    /// An index to measure query latency on.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// An ONNX CLIP folder (e.g. made by scripts/make_vit_b16_export.py) whose vision
+    /// tower is measured, against onnxruntime in Python with --peer-python.
+    #[arg(long)]
+    onnx_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    onnx_images: usize,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Folder with the built-in text tower's files (config.json, tokenizer.json,
-    /// model.safetensors); default: $VITRINA_MINILM_DIR, else the cache (fetched on first use).
+    /// A model folder: an ONNX CLIP export in the jina-clip layout (onnx/text_model.onnx,
+    /// onnx/vision_model.onnx, tokenizer.json, preprocessor_config.json), or the built-in
+    /// model's MiniLM files (config.json, tokenizer.json, model.safetensors). Default for
+    /// search/serve: the model recorded in the index; else the built-in model, whose MiniLM
+    /// files come from $VITRINA_MINILM_DIR or the cache (fetched on first use).
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// A model by name: `builtin`, or `jina-clip-v1` (or any CLIP export) placed in the
+    /// cache under models/NAME.
+    #[arg(long, conflicts_with = "model_dir")]
+    model: Option<String>,
+}
+
+impl ModelArgs {
+    /// The model to use; `index` is the index being searched, whose recorded model is
+    /// the default.
+    fn load(&self, index: Option<&Index>) -> Result<Model> {
+        if let Some(dir) = &self.model_dir {
+            return Model::from_dir(dir);
+        }
+        if let Some(name) = &self.model {
+            return Model::named(name);
+        }
+        if let Some(dir) = index.and_then(|i| i.header.model_dir.as_deref()) {
+            return Model::from_dir(dir)
+                .with_context(|| format!("loading the index's model from {}", dir.display()));
+        }
+        Model::builtin(None)
+    }
 }
 
 #[derive(Args)]
@@ -58,6 +133,29 @@ struct IndexArgs {
     model: ModelArgs,
 }
 
+/// Result-list diversification (visual, on image vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiversifyArg {
+    None,
+    /// Top 50 -> k-means (k=5) on image vectors -> one item per cluster in turn.
+    Kmeans,
+    /// Maximal marginal relevance over the top 50 (see --lambda).
+    Mmr,
+}
+
+impl DiversifyArg {
+    fn method(self, lambda: f32, seed: u64) -> Diversify {
+        match self {
+            DiversifyArg::None => Diversify::None,
+            DiversifyArg::Kmeans => Diversify::KMeans {
+                clusters: diversify::CLUSTERS,
+                seed,
+            },
+            DiversifyArg::Mmr => Diversify::Mmr { lambda },
+        }
+    }
+}
+
 #[derive(Args)]
 struct SearchArgs {
     /// Folder of an index built by `vitrina index`.
@@ -72,8 +170,84 @@ struct SearchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Search by this image (JPEG, PNG or WebP), alone or with a text query.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Weight of the text when both a text and an image are given (0..1).
+    #[arg(long, default_value_t = 0.5)]
+    text_weight: f32,
+    /// In average mode, the products' text weight (0..1); 0.5 is the plain average.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f32,
+    #[arg(long, value_enum, default_value = "none")]
+    diversify: DiversifyArg,
+    /// MMR trade-off: 1 = pure relevance, 0 = pure variety.
+    #[arg(long, default_value_t = 0.7)]
+    lambda: f32,
     /// The text query.
-    query: String,
+    query: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Catalogue description (TOML) with images.
+    #[arg(long)]
+    catalog: PathBuf,
+    /// Products to train on; the test split is always held out for the figures.
+    #[arg(long, value_enum, default_value = "train")]
+    split: Split,
+    /// Folder for image_tower.safetensors and card.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Name recorded in the card.
+    #[arg(long, default_value = "vitrina-lit-myntra-v1")]
+    name: String,
+    /// Use at most this many products of each split (for quick runs).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Catalogue description (TOML).
+    #[arg(long)]
+    catalog: PathBuf,
+    /// Which products to search over and draw queries from.
+    #[arg(long, value_enum, default_value = "test")]
+    split: Split,
+    /// Number of random product titles used as queries.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder for results.md, precision.csv, precision.png and results.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Reuse the index in this folder if it matches (catalogue, split, model), else build
+    /// and save it there. Without it, the index is built in memory.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Diversification variants measured beside each plain search type.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "kmeans,mmr")]
+    diversify: Vec<DiversifyArg>,
+    /// MMR trade-off for the mmr variant.
+    #[arg(long, default_value_t = 0.7)]
+    lambda: f32,
+    /// Also print precision@10 of average mode for product text weights 0, 0.1, ..., 1.
+    #[arg(long)]
+    sweep_alpha: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -87,6 +261,16 @@ fn main() {
     let result = match cli.command {
         Command::Index(args) => run_index(args),
         Command::Search(args) => run_search(args),
+        Command::Train(args) => run_train(args),
+        Command::Eval(args) => run_eval(args),
+        Command::Bench(args) => run_bench(args),
+        Command::Serve(args) => {
+            let index = Index::open(&args.index);
+            index.and_then(|index| {
+                let model = args.model.load(Some(&index))?;
+                vitrina::server::serve(index, model, args.addr)
+            })
+        }
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
@@ -94,8 +278,9 @@ fn main() {
     }
 }
 
-fn run_index(args: IndexArgs) -> Result<()> {
-    let spec = CatalogSpec::from_file(&args.catalog)?;
+/// Loads a catalogue and reports every repaired and rejected row on stderr.
+fn load_catalog(path: &Path, split: Split, limit: Option<usize>) -> Result<Catalog> {
+    let spec = CatalogSpec::from_file(path)?;
     let mut catalog = Catalog::load(&spec)?;
     let read = catalog.products.len();
     for line in &catalog.repaired_lines {
@@ -108,35 +293,57 @@ fn run_index(args: IndexArgs) -> Result<()> {
     for r in &catalog.rejected {
         eprintln!("{}:{}: skipped: {}", spec.data.display(), r.line, r.reason);
     }
-    catalog.select(args.split, args.limit);
+    catalog.select(split, limit);
     eprintln!(
-        "catalogue `{}`: {read} products read, {} rejected, {} repaired; {} selected (split {}{})",
+        "catalogue `{}`: {read} products read, {} rows rejected, {} repaired; {} selected (split {}{})",
         spec.name,
         catalog.rejected.len(),
         catalog.repaired_lines.len(),
         catalog.products.len(),
-        args.split.name(),
-        args.limit
-            .map(|l| format!(", limit {l}"))
-            .unwrap_or_default()
+        split.name(),
+        limit.map(|l| format!(", limit {l}")).unwrap_or_default()
     );
-    let model = Model::builtin(args.model.model_dir.as_deref())?;
-    let (index, report) = indexing::build(
-        &catalog,
-        args.split,
-        &model,
-        std::io::stderr().is_terminal(),
-    )?;
-    let bytes = index.save(&args.index)?;
-    println!(
-        "indexed {} products in {:.1}s ({:.0} items/s); {} titles truncated; {} rows rejected; \
-         wrote {} ({:.1} MB)",
+    Ok(catalog)
+}
+
+/// Builds an index and prints the closing summary.
+fn build_index(catalog: &Catalog, split: Split, model: &Model) -> Result<Index> {
+    let (index, report) = indexing::build(catalog, split, model)?;
+    const SHOWN: usize = 10;
+    for (id, reason) in report.images_missing.iter().take(SHOWN) {
+        eprintln!("product {id}: no image vector: {reason}");
+    }
+    if report.images_missing.len() > SHOWN {
+        eprintln!(
+            "... and {} more products without a usable image (listed in the index: has_image = false)",
+            report.images_missing.len() - SHOWN
+        );
+    }
+    eprintln!(
+        "indexed {} products in {:.1}s ({:.0} items/s): titles {:.1}s, images {:.1}s ({} embedded, {} without a usable image); \
+         {} titles truncated; {} rows rejected",
         report.indexed,
         report.elapsed.as_secs_f64(),
         report.items_per_second(),
+        report.text_seconds,
+        report.image_seconds,
+        report.images_embedded,
+        report.images_missing.len(),
         report.truncated_texts,
         catalog.rejected.len(),
+    );
+    Ok(index)
+}
+
+fn run_index(args: IndexArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog, args.split, args.limit)?;
+    let model = args.model.load(None)?;
+    let index = build_index(&catalog, args.split, &model)?;
+    let bytes = index.save(&args.index)?;
+    println!(
+        "wrote {} ({} products, {:.1} MB)",
         index_file(&args.index).display(),
+        index.len(),
         bytes as f64 / 1e6
     );
     Ok(())
@@ -144,10 +351,22 @@ fn run_index(args: IndexArgs) -> Result<()> {
 
 fn run_search(args: SearchArgs) -> Result<()> {
     let index = Index::open(&args.index)?;
-    let model = Model::builtin(args.model.model_dir.as_deref())?;
+    let model = args.model.load(Some(&index))?;
     let searcher = Searcher::new(&index, &model)?;
+    let image = args.image.as_deref().map(load_image).transpose()?;
+    if args.query.is_none() && image.is_none() {
+        bail!("give a text query, --image PATH, or both");
+    }
+    let query = Query {
+        text: args.query.clone(),
+        image,
+        text_weight: args.text_weight,
+    };
+    let mut ranking = Ranking::new(args.mode, args.k);
+    ranking.alpha = args.alpha;
+    ranking.diversify = args.diversify.method(args.lambda, 0);
     let started = Instant::now();
-    let rows = searcher.search_text(&args.query, args.mode, args.k)?;
+    let rows = searcher.search(&query, &ranking)?;
     let elapsed = started.elapsed();
     if args.json {
         println!(
@@ -176,6 +395,139 @@ fn run_search(args: SearchArgs) -> Result<()> {
         rows.len(),
         elapsed.as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog, Split::All, None)?;
+    let mut config = TrainConfig {
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.lr = args.lr.unwrap_or(config.lr);
+    let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;
+    let card = train_and_save(
+        &catalog, args.split, args.limit, &config, &minilm, &args.name, &args.out,
+    )?;
+    println!(
+        "trained {} on {} pairs in {:.0}s, final loss {:.4}; wrote {}",
+        card.name,
+        card.pairs,
+        card.training_seconds,
+        card.final_loss,
+        args.out.display()
+    );
+    println!("held-out: {}", serde_json::to_string(&card.held_out)?);
+    Ok(())
+}
+
+/// Opens the index in `dir` if it was built from this catalogue split with this model.
+fn reusable_index(
+    dir: &Path,
+    catalog: &str,
+    split: Split,
+    model: &Model,
+    products: usize,
+) -> Option<Index> {
+    let index = Index::open(dir).ok()?;
+    let h = &index.header;
+    (h.catalog == catalog
+        && h.split == split.name()
+        && h.model == model.id()
+        && index.len() == products)
+        .then_some(index)
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog, args.split, None)?;
+    let model = args.model.load(None)?;
+    let index = match &args.index {
+        Some(dir) => match reusable_index(
+            dir,
+            &catalog.spec.name,
+            args.split,
+            &model,
+            catalog.products.len(),
+        ) {
+            Some(index) => {
+                eprintln!("reusing the index in {}", dir.display());
+                index
+            }
+            None => {
+                let index = build_index(&catalog, args.split, &model)?;
+                index.save(dir)?;
+                index
+            }
+        },
+        None => build_index(&catalog, args.split, &model)?,
+    };
+    let searcher = Searcher::new(&index, &model)?;
+    let config = EvalConfig {
+        queries: args.queries,
+        seed: args.seed,
+        diversify: args
+            .diversify
+            .iter()
+            .filter(|d| **d != DiversifyArg::None)
+            .map(|d| d.method(args.lambda, args.seed))
+            .collect(),
+        sweep_alpha: args.sweep_alpha,
+    };
+    let report = eval::evaluate(&searcher, &config)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut md = format!(
+        "# vitrina eval: `{}` ({} split)\n\nModel `{}`; {} products ({} with an image); {} queries (random product titles, seed {}), \
+         each query's own product excluded.\n\n## Precision@k (category match)\n\n{}\n## Diversification and variety (top 10)\n\n{}",
+        report.catalog,
+        report.split,
+        report.model,
+        report.products,
+        report.products_with_image,
+        report.queries,
+        report.seed,
+        eval::precision_table(&report),
+        eval::diversity_table(&report),
+    );
+    if !report.alpha_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Average mode: product text weight alpha\n\n{}",
+            eval::alpha_table(&report)
+        ));
+    }
+    for note in &report.notes {
+        md.push_str(&format!("\nNote: {note}\n"));
+    }
+    print!("{md}");
+    std::fs::write(args.out.join("results.md"), &md)?;
+    std::fs::write(args.out.join("precision.csv"), eval::precision_csv(&report))?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    eval::plot_precision(&report, &args.out.join("precision.png"))?;
+    eprintln!(
+        "wrote results.md, precision.csv, results.json, precision.png to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog, Split::All, None)?;
+    let config = vitrina::bench::BenchConfig {
+        titles: args.titles,
+        images: args.images,
+        peer_python: args.peer_python,
+        index: args.index,
+        onnx_dir: args.onnx_dir,
+        onnx_images: args.onnx_images,
+        model_dir: args.model.model_dir,
+    };
+    let rows = vitrina::bench::run(&catalog, &config)?;
+    print!("{}", vitrina::bench::table(&rows));
     Ok(())
 }
 

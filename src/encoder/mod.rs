@@ -2,14 +2,26 @@
 //! the same two traits, so the index and search never know which model made a vector.
 
 mod assets;
+mod builtin;
+mod cache;
+#[cfg(feature = "hub")]
+pub mod hub;
+mod image_tower;
 mod minilm;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+pub mod preprocess;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
+pub use builtin::{builtin_tower, BUILTIN_TOWER_NAME};
+pub use cache::embed_texts_cached;
+pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
 pub use minilm::MiniLm;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use image::DynamicImage;
 
 /// Vectors for a batch of inputs: row-major `count x dim`, each row L2-normalised.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +39,13 @@ pub trait TextEncoder: Send + Sync {
     fn embed_texts(&self, texts: &[&str]) -> Result<Embeddings>;
 }
 
+/// Turns decoded images into vectors of the same space as its paired text encoder.
+pub trait ImageEncoder: Send + Sync {
+    fn model_id(&self) -> &str;
+    fn dim(&self) -> usize;
+    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings>;
+}
+
 /// L2-normalises each `dim`-long row in place; zero rows stay zero.
 pub fn normalize_rows(vectors: &mut [f32], dim: usize) {
     for row in vectors.chunks_exact_mut(dim) {
@@ -37,26 +56,151 @@ pub fn normalize_rows(vectors: &mut [f32], dim: usize) {
     }
 }
 
+/// `normalise(w * a + (1 - w) * b)`: the fused vector of two unit vectors.
+pub fn fuse(a: &[f32], b: &[f32], w: f32) -> Vec<f32> {
+    let mut v: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| w * x + (1.0 - w) * y)
+        .collect();
+    normalize_rows(&mut v, a.len());
+    v
+}
+
 /// The model an index is built with: a text tower, and an image tower in the same space.
 pub struct Model {
     pub text: Box<dyn TextEncoder>,
+    pub image: Option<Box<dyn ImageEncoder>>,
+    id: String,
+    /// The folder of a model that lives outside the binary (ONNX exports).
+    source: Option<PathBuf>,
 }
 
 impl Model {
-    /// The built-in model; `model_dir` overrides where the MiniLM files are.
-    pub fn builtin(model_dir: Option<&Path>) -> Result<Self> {
-        let dir = minilm_dir(model_dir)?;
+    /// Pairs two towers; they must share the output dimension.
+    pub fn new(text: Box<dyn TextEncoder>, image: Option<Box<dyn ImageEncoder>>) -> Result<Self> {
+        let id = match &image {
+            Some(img) => {
+                anyhow::ensure!(
+                    img.dim() == text.dim(),
+                    "image tower `{}` is {}-d but text tower `{}` is {}-d",
+                    img.model_id(),
+                    img.dim(),
+                    text.model_id(),
+                    text.dim()
+                );
+                if img.model_id() == text.model_id() {
+                    text.model_id().to_string()
+                } else {
+                    format!("{}+{}", text.model_id(), img.model_id())
+                }
+            }
+            None => text.model_id().to_string(),
+        };
         Ok(Model {
-            text: Box::new(MiniLm::load(&dir)?),
+            text,
+            image,
+            id,
+            source: None,
         })
     }
 
+    /// The built-in model: all-MiniLM-L6-v2 and the image tower trained by `vitrina
+    /// train`, whose weights are compiled into the binary. `model_dir` overrides where
+    /// the MiniLM files are.
+    pub fn builtin(model_dir: Option<&Path>) -> Result<Self> {
+        let dir = minilm_dir(model_dir)?;
+        let text = MiniLm::load(&dir)?;
+        let tower = builtin_tower().context("the built-in image tower does not load")?;
+        Model::new(Box::new(text), Some(Box::new(tower)))
+    }
+
+    /// A model from a folder: an ONNX CLIP export (jina-clip layout: `onnx/text_model.onnx`,
+    /// `onnx/vision_model.onnx`, `tokenizer.json`, `preprocessor_config.json`), or the
+    /// MiniLM files of the built-in model.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        if looks_like_onnx(dir) {
+            return Self::onnx(dir);
+        }
+        Self::builtin(Some(dir))
+    }
+
+    /// A model by name: `builtin`, or a CLIP export kept in the cache under
+    /// `models/NAME` (e.g. `jina-clip-v1`).
+    pub fn named(name: &str) -> Result<Self> {
+        if name == "builtin" {
+            return Self::builtin(None);
+        }
+        let dir = named_model_dir(name);
+        #[cfg(feature = "onnx")]
+        if onnx::check_model_dir(&dir).is_err() {
+            #[cfg(feature = "hub")]
+            let fetched = hub::fetch(name, &dir);
+            #[cfg(not(feature = "hub"))]
+            let fetched: Result<()> = Err(anyhow::anyhow!(
+                "this vitrina was built without the `hub` feature"
+            ));
+            if let Err(why) = fetched {
+                let missing = onnx::check_model_dir(&dir).unwrap_err();
+                return Err(missing.context(format!(
+                    "model `{name}` is not in the cache and could not be downloaded ({why:#})"
+                )));
+            }
+        }
+        Self::onnx(&dir)
+    }
+
+    #[cfg(feature = "onnx")]
+    fn onnx(dir: &Path) -> Result<Self> {
+        onnx::check_model_dir(dir)?;
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "onnx-model".into());
+        let id = format!("onnx:{name}");
+        let text = onnx::OnnxText::load(dir, &id)?;
+        let image = onnx::OnnxVision::load(dir, &id)?;
+        let mut model = Model::new(Box::new(text), Some(Box::new(image)))?;
+        model.source = Some(dir.to_path_buf());
+        Ok(model)
+    }
+
+    #[cfg(not(feature = "onnx"))]
+    fn onnx(dir: &Path) -> Result<Self> {
+        anyhow::bail!(
+            "{} holds an ONNX model, but this vitrina was built without the `onnx` feature",
+            dir.display()
+        )
+    }
+
     /// The id recorded in an index, so queries are embedded by the same model.
-    pub fn id(&self) -> String {
-        self.text.model_id().to_string()
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn dim(&self) -> usize {
         self.text.dim()
     }
+
+    /// The folder the model was loaded from, if it lives outside the binary.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
+    /// The image tower, or an error saying this model has none.
+    pub fn image_encoder(&self) -> Result<&dyn ImageEncoder> {
+        self.image
+            .as_deref()
+            .with_context(|| format!("model `{}` has no image tower", self.id))
+    }
+}
+
+fn looks_like_onnx(dir: &Path) -> bool {
+    dir.join("onnx").is_dir()
+}
+
+/// Where a named model lives in the cache.
+pub fn named_model_dir(name: &str) -> PathBuf {
+    cache_dir().join("models").join(name)
 }

@@ -1,0 +1,331 @@
+//! The whole path on real Myntra products with the built-in model: catalogue -> both
+//! towers -> index on disk -> search by text and by image, through the library and the
+//! `vitrina` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+use common::{json_hits, vitrina};
+use std::sync::OnceLock;
+
+use vitrina::catalog::{Catalog, CatalogSpec, Split};
+use vitrina::encoder::preprocess::load_image;
+use vitrina::encoder::{minilm_dir, MiniLm, Model};
+use vitrina::index::Index;
+use vitrina::indexing;
+use vitrina::search::{Mode, Query, Ranking, Searcher};
+
+/// 1,500 products of the test split (never seen by the image tower), indexed once.
+fn index_dir() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let spec = CatalogSpec::from_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml"),
+        )
+        .unwrap();
+        let mut catalog = Catalog::load(&spec).unwrap();
+        catalog.select(Split::Test, Some(1500));
+        let model = Model::builtin(None).unwrap();
+        let (index, report) = indexing::build(&catalog, Split::Test, &model).unwrap();
+        assert_eq!(report.indexed, 1500);
+        // Some Myntra rows have no image file: reported, kept with their text vector.
+        assert_eq!(report.images_embedded + report.images_missing.len(), 1500);
+        assert!(!report.images_missing.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        index.save(dir.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        (dir, path)
+    })
+    .1
+}
+
+fn model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| Model::builtin(None).unwrap())
+}
+
+fn fine_of_top(index: &Index, query: &Query, mode: Mode, k: usize) -> Vec<String> {
+    let searcher = Searcher::new(index, model()).unwrap();
+    searcher
+        .search(query, &Ranking::new(mode, k))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.fine.unwrap_or_default())
+        .collect()
+}
+
+fn text(q: &str) -> Query {
+    Query {
+        text: Some(q.into()),
+        ..Query::default()
+    }
+}
+
+#[test]
+fn text_search_finds_the_right_category_in_every_mode() {
+    let index = Index::open(index_dir()).unwrap();
+    let top = fine_of_top(&index, &text("black leather belt"), Mode::Description, 5);
+    assert!(top.iter().all(|f| f == "Belts"), "{top:?}");
+    for mode in [Mode::Image, Mode::Average] {
+        let top = fine_of_top(&index, &text("blue denim jeans"), mode, 10);
+        let jeans = top.iter().filter(|f| *f == "Jeans").count();
+        assert!(jeans >= 6, "{mode:?}: {top:?}");
+    }
+    let top = fine_of_top(&index, &text("women's watch"), Mode::Image, 10);
+    assert!(
+        top.iter().filter(|f| *f == "Watches").count() >= 6,
+        "{top:?}"
+    );
+}
+
+#[test]
+fn a_product_photo_finds_its_own_product_first() {
+    let index = Index::open(index_dir()).unwrap();
+    let searcher = Searcher::new(&index, model()).unwrap();
+    let mut checked = 0;
+    for p in index
+        .header
+        .products
+        .iter()
+        .filter(|p| p.has_image)
+        .take(20)
+    {
+        let image = load_image(p.product.image.as_ref().unwrap()).unwrap();
+        let query = Query {
+            image: Some(image),
+            ..Query::default()
+        };
+        let rows = searcher
+            .search(&query, &Ranking::new(Mode::Image, 1))
+            .unwrap();
+        assert!(
+            rows[0].score > 0.999,
+            "{}: best score {}",
+            p.product.id,
+            rows[0].score
+        );
+        // Identical photos exist in the catalogue, so only the score must be ~1.
+        checked += 1;
+    }
+    assert_eq!(checked, 20);
+}
+
+#[test]
+fn an_index_refuses_queries_from_another_model() {
+    let index = Index::open(index_dir()).unwrap();
+    let text_only = Model::new(
+        Box::new(MiniLm::load(&minilm_dir(None).unwrap()).unwrap()),
+        None,
+    )
+    .unwrap();
+    let err = Searcher::new(&index, &text_only).err().unwrap().to_string();
+    assert!(err.contains("built with model"), "{err}");
+}
+
+#[test]
+fn cli_search_prints_json_hits_and_clear_errors() {
+    let dir = index_dir().to_str().unwrap();
+    let out = vitrina(&[
+        "search",
+        "--index",
+        dir,
+        "-k",
+        "3",
+        "--json",
+        "--mode",
+        "average",
+        "red dress",
+    ]);
+    let hits = json_hits(&out);
+    assert_eq!(hits.len(), 3);
+    for (i, h) in hits.iter().enumerate() {
+        assert_eq!(h["rank"], i + 1);
+        for field in ["score", "id", "title", "broad", "fine"] {
+            assert!(h.get(field).is_some(), "{field} missing in {h}");
+        }
+    }
+    let table = vitrina(&[
+        "search",
+        "--index",
+        dir,
+        "--diversify",
+        "kmeans",
+        "black leather belt",
+    ]);
+    assert!(table.status.success());
+    assert_eq!(String::from_utf8_lossy(&table.stdout).lines().count(), 11);
+
+    let missing = vitrina(&["search", "--index", "/nonexistent/idx", "x"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("no index at /nonexistent/idx/index.vitrina"));
+    let bad_image = vitrina(&[
+        "search",
+        "--index",
+        dir,
+        "--image",
+        "/nonexistent/photo.jpg",
+    ]);
+    assert!(String::from_utf8_lossy(&bad_image.stderr).contains("/nonexistent/photo.jpg"));
+}
+
+#[test]
+fn a_text_only_catalogue_says_image_modes_are_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/fashion200k.toml");
+    let idx = dir.path().to_str().unwrap();
+    let out = vitrina(&[
+        "index",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--index",
+        idx,
+        "--limit",
+        "50",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = vitrina(&["search", "--index", idx, "--mode", "image", "black dress"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Image vectors") && err.contains("fashion200k"),
+        "{err}"
+    );
+    let ok = vitrina(&["search", "--index", idx, "--json", "black dress"]);
+    assert!(ok.status.success());
+}
+
+/// A minimal HTTP/1.1 exchange over loopback; returns (status, body).
+fn http(port: u16, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let status_line = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = response[split + 4..].to_vec();
+    if status_line
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 4 + size..];
+    }
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn http_server_answers_text_and_image_searches() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_vitrina"))
+            .args([
+                "serve",
+                "--index",
+                &dir,
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 60, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, body) = http(port, "GET", "/health", b"");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(health["products"], 1500);
+
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/search?q=black%20leather%20belt&k=5&mode=description",
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let result: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let hits = result["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert_eq!(hits[0]["fine"], "Belts");
+
+    let index = Index::open(index_dir()).unwrap();
+    let product = index.header.products.iter().find(|p| p.has_image).unwrap();
+    let photo = std::fs::read(product.product.image.as_ref().unwrap()).unwrap();
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/search?mode=image&k=3&diversify=kmeans",
+        &photo,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let result: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(result["hits"][0]["score"].as_f64().unwrap() > 0.999);
+    assert_eq!(result["diversify"], "kmeans");
+
+    let (status, body) = http(port, "POST", "/api/search?mode=image", b"not an image");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("cannot decode image"));
+    let (status, body) = http(port, "GET", "/api/search?q=x&mode=sideways", b"");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("unknown mode"));
+    let (status, _) = http(port, "GET", "/api/search", b"");
+    assert_eq!(status, 400);
+
+    let (status, body) = http(port, "GET", &format!("/images/{}", product.product.id), b"");
+    assert_eq!(status, 200);
+    assert_eq!(body, photo);
+    let (status, _) = http(port, "GET", "/images/no-such-product", b"");
+    assert_eq!(status, 404);
+    let (status, body) = http(port, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<title>vitrina"));
+}
