@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::catalog::{Catalog, Split};
 use crate::encoder::preprocess::load_image;
 use crate::encoder::{embed_texts_cached, fuse, Model};
-use crate::index::{Header, Index, StoredProduct, VectorKind};
+use crate::index::{top_k, Header, Index, StoredProduct, VectorKind};
 
 /// Images decoded and embedded per step.
 const IMAGE_STEP: usize = 256;
@@ -22,8 +22,9 @@ pub struct Report {
     pub indexed: usize,
     pub truncated_texts: usize,
     pub images_embedded: usize,
-    /// Products whose image could not be used: (id, reason). They keep their text
-    /// vector; their average vector is the text vector; image mode skips them.
+    /// Products whose image could not be used: (id, reason). Image mode leaves them
+    /// out; their image vector (for fusion and diversification) is borrowed from the
+    /// product with the closest text.
     pub images_missing: Vec<(String, String)>,
     pub text_seconds: f64,
     pub image_seconds: f64,
@@ -33,6 +34,31 @@ pub struct Report {
 impl Report {
     pub fn items_per_second(&self) -> f64 {
         self.indexed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Gives each product without a usable image the image vector of the product whose
+/// text is closest to its own. Image mode still leaves such products out (`has_image`
+/// stays false); the borrowed look keeps their fused vectors on the same scale as
+/// everyone else's. A text vector in place of the missing image would not: text-to-text
+/// similarities run far higher than text-to-image ones, so image-less products would
+/// crowd the top of every average-mode result list.
+fn borrow_missing_images(text: &[f32], image: &mut [f32], has_image: &[bool], dim: usize) {
+    let missing: Vec<usize> = (0..has_image.len()).filter(|&i| !has_image[i]).collect();
+    if missing.len() == has_image.len() {
+        return;
+    }
+    let borrowed: Vec<(usize, usize)> = missing
+        .par_iter()
+        .map(|&i| {
+            let hit = top_k(text, dim, &text[i * dim..(i + 1) * dim], 1, |j| {
+                has_image[j]
+            });
+            (i, hit[0].index)
+        })
+        .collect();
+    for (i, j) in borrowed {
+        image.copy_within(j * dim..(j + 1) * dim, i * dim);
     }
 }
 
@@ -100,15 +126,11 @@ pub fn build(catalog: &Catalog, split: Split, model: &Model) -> Result<(Index, R
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        let average: Vec<f32> = (0..products.len())
-            .flat_map(|i| {
-                let t = &text[i * dim..(i + 1) * dim];
-                if has_image[i] {
-                    fuse(t, &image[i * dim..(i + 1) * dim], 0.5)
-                } else {
-                    t.to_vec()
-                }
-            })
+        borrow_missing_images(&text, &mut image, &has_image, dim);
+        let average: Vec<f32> = text
+            .chunks_exact(dim)
+            .zip(image.chunks_exact(dim))
+            .flat_map(|(t, i)| fuse(t, i, 0.5))
             .collect();
         vectors.insert(VectorKind::Image, image);
         vectors.insert(VectorKind::Average, average);
@@ -137,4 +159,22 @@ pub fn build(catalog: &Catalog, split: Split, model: &Model) -> Result<(Index, R
     report.indexed = products.len();
     report.elapsed = started.elapsed();
     Ok((Index::new(header, vectors)?, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_image_is_borrowed_from_the_closest_text_with_an_image() {
+        // Texts: 0 ~ 2 (close), 1 far; product 2 has no image.
+        let text = [1.0, 0.0, 0.0, 1.0, 0.9, 0.1];
+        let mut image = [0.5, 0.5, -1.0, 0.0, 0.0, 0.0];
+        borrow_missing_images(&text, &mut image, &[true, true, false], 2);
+        assert_eq!(image, [0.5, 0.5, -1.0, 0.0, 0.5, 0.5]);
+        // Nothing to borrow from: vectors stay as they are.
+        let mut none = [0.0; 4];
+        borrow_missing_images(&text[..4], &mut none, &[false, false], 2);
+        assert_eq!(none, [0.0; 4]);
+    }
 }

@@ -311,11 +311,12 @@ fn build_index(catalog: &Catalog, split: Split, model: &Model) -> Result<Index> 
     let (index, report) = indexing::build(catalog, split, model)?;
     const SHOWN: usize = 10;
     for (id, reason) in report.images_missing.iter().take(SHOWN) {
-        eprintln!("product {id}: no image vector: {reason}");
+        eprintln!("product {id}: no usable image: {reason}");
     }
     if report.images_missing.len() > SHOWN {
         eprintln!(
-            "... and {} more products without a usable image (listed in the index: has_image = false)",
+            "... and {} more products without a usable image (all marked has_image = false in the index; \
+             image mode leaves them out, and their image vector is borrowed from the product with the closest title)",
             report.images_missing.len() - SHOWN
         );
     }

@@ -43,7 +43,7 @@ pub enum VectorKind {
     Text,
     /// The product's image.
     Image,
-    /// normalise(normalise(text) + normalise(image)); the text vector where there is no image.
+    /// normalise(normalise(text) + normalise(image)).
     Average,
 }
 
@@ -52,7 +52,8 @@ pub enum VectorKind {
 pub struct StoredProduct {
     #[serde(flatten)]
     pub product: Product,
-    /// False when the image was missing or unreadable: its image vector is then zero.
+    /// False when the image was missing or unreadable: image mode leaves the product
+    /// out, and its image vector is borrowed from the product with the closest text.
     #[serde(default)]
     pub has_image: bool,
 }

@@ -25,8 +25,8 @@ pub enum Mode {
     /// Query -> product image vectors (cross-modal for a text query). Products without
     /// a usable image are left out.
     Image,
-    /// Query -> the normalised average of text and image vectors (products without an
-    /// image: their text vector).
+    /// Query -> the normalised average of text and image vectors (a product without a
+    /// usable image: its text with the image vector of the product closest in text).
     Average,
 }
 
@@ -179,15 +179,10 @@ impl<'a> Searcher<'a> {
                 .vectors(VectorKind::Image)
                 .ok_or_else(|| missing(VectorKind::Image))?;
             let d = index.dim();
-            let fused = (0..index.len())
-                .flat_map(|i| {
-                    let t = &text[i * d..(i + 1) * d];
-                    if index.product(i).has_image {
-                        fuse(t, &image[i * d..(i + 1) * d], alpha)
-                    } else {
-                        t.to_vec()
-                    }
-                })
+            let fused = text
+                .chunks_exact(d)
+                .zip(image.chunks_exact(d))
+                .flat_map(|(t, i)| fuse(t, i, alpha))
                 .collect();
             return Ok(Cow::Owned(fused));
         }
