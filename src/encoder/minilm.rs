@@ -14,7 +14,7 @@ use super::{Embeddings, TextEncoder};
 /// sentence-transformers' `max_seq_length` for this model (sentence_bert_config.json).
 const MAX_TOKENS: usize = 256;
 /// Texts per forward pass; sorted by length first so padding stays small.
-const BATCH: usize = 64;
+const BATCH: usize = 128;
 
 /// all-MiniLM-L6-v2 on the CPU.
 pub struct MiniLm {
