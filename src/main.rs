@@ -387,7 +387,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
             r.score,
             r.id,
             truncate(&r.title, 50),
-            r.broad.as_deref().unwrap_or("-"),
+            truncate(r.broad.as_deref().unwrap_or("-"), 16),
             r.fine.as_deref().unwrap_or("-")
         );
     }
@@ -400,6 +400,9 @@ fn run_search(args: SearchArgs) -> Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    if args.model.model.as_deref().is_some_and(|m| m != "builtin") {
+        bail!("`train` trains the built-in image tower against MiniLM; --model does not apply (use --model-dir for the MiniLM files)");
+    }
     let catalog = load_catalog(&args.catalog, Split::All, None)?;
     let mut config = TrainConfig {
         seed: args.seed,
