@@ -330,7 +330,8 @@ impl TextEncoder for OnnxText {
     }
 }
 
-/// `preprocessor_config.json`, as Hugging Face image processors write it.
+/// `preprocessor_config.json`, as Hugging Face's CLIP image processor writes it, or as
+/// jina-clip's own processor does (`mean`/`std`, `interpolation`, `resize_mode`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Preprocessing {
     #[serde(default = "yes")]
@@ -346,8 +347,19 @@ pub struct Preprocessing {
     pub crop_size: Option<SizeSpec>,
     #[serde(default = "yes")]
     pub do_normalize: bool,
+    #[serde(alias = "mean")]
     pub image_mean: [f32; 3],
+    #[serde(alias = "std")]
     pub image_std: [f32; 3],
+    /// jina-clip: "bicubic" or "bilinear" (overrides `resample`).
+    #[serde(default)]
+    pub interpolation: Option<String>,
+    /// jina-clip: "shortest" (shortest edge to `size`, centre crop), "squash" (stretch to
+    /// `size` x `size`) or "longest" (fit inside `size` x `size`, pad with `fill_color`).
+    #[serde(default)]
+    pub resize_mode: Option<String>,
+    #[serde(default)]
+    pub fill_color: u8,
 }
 
 fn yes() -> bool {
@@ -367,6 +379,34 @@ pub enum SizeSpec {
 }
 
 impl Preprocessing {
+    /// Parses a config and settles jina-clip's keys into the Hugging Face ones.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let mut p: Preprocessing = serde_json::from_str(text)?;
+        match p.interpolation.as_deref() {
+            None => {}
+            Some("bicubic") => p.resample = 3,
+            Some("bilinear") => p.resample = 2,
+            Some(other) => bail!("unsupported interpolation {other:?} (bicubic or bilinear)"),
+        }
+        let side = match p.size {
+            Some(SizeSpec::Square(s)) | Some(SizeSpec::Shortest { shortest_edge: s }) => s,
+            Some(SizeSpec::Exact { height, .. }) => height,
+            None => 224,
+        };
+        match p.resize_mode.as_deref() {
+            None | Some("shortest") | Some("longest") => {}
+            Some("squash") => {
+                p.size = Some(SizeSpec::Exact {
+                    height: side,
+                    width: side,
+                });
+                p.do_center_crop = false;
+            }
+            Some(other) => bail!("unsupported resize_mode {other:?} (shortest, squash or longest)"),
+        }
+        Ok(p)
+    }
+
     /// The model's input side: the crop if cropping, else the resize target.
     fn input_size(&self) -> (u32, u32) {
         let spec = if self.do_center_crop {
@@ -389,6 +429,11 @@ impl Preprocessing {
         } else {
             FilterType::CatmullRom
         };
+        if self.resize_mode.as_deref() == Some("longest") {
+            let (w, h) = self.input_size();
+            let fill = image::Rgb([self.fill_color; 3]);
+            return self.normalize(&super::preprocess::fit_on(image, w, h, fill));
+        }
         let mut rgb = image.to_rgb8();
         if self.do_resize {
             let (w, h) = rgb.dimensions();
@@ -416,6 +461,11 @@ impl Preprocessing {
                 rgb = image::imageops::resize(&rgb, cw, ch, filter);
             }
         }
+        self.normalize(&rgb)
+    }
+
+    /// Scales to [0, 1], normalises by mean/std, channel-first.
+    fn normalize(&self, rgb: &image::RgbImage) -> Vec<f32> {
         let (w, h) = rgb.dimensions();
         let plane = (w * h) as usize;
         let mut out = vec![0f32; 3 * plane];
@@ -446,7 +496,7 @@ impl OnnxVision {
     pub fn load(dir: &Path, id: &str) -> Result<Self> {
         let path = dir.join(REQUIRED_FILES[1]);
         let config_path = dir.join("preprocessor_config.json");
-        let preprocessing: Preprocessing = serde_json::from_str(
+        let preprocessing = Preprocessing::from_json(
             &std::fs::read_to_string(&config_path)
                 .with_context(|| format!("cannot read {}", config_path.display()))?,
         )
@@ -534,5 +584,66 @@ impl ImageEncoder for OnnxVision {
             vectors: self.embed_pixels(&pixels)?,
             truncated: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    /// jina-clip-v1 ships its own processor's keys rather than CLIPImageProcessor's.
+    const JINA_STYLE: &str = r#"{"image_processor_type": "JinaCLIPImageProcessor", "size": 224,
+        "resize_mode": "shortest", "interpolation": "bicubic", "fill_color": 0,
+        "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}"#;
+
+    fn photo(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, _| {
+            Rgb([(x % 256) as u8, 128, 255])
+        }))
+    }
+
+    #[test]
+    fn jina_style_config_resizes_shortest_edge_and_crops() {
+        let p = Preprocessing::from_json(JINA_STYLE).unwrap();
+        assert_eq!(p.resample, 3);
+        assert_eq!(p.input_size(), (224, 224));
+        let pixels = p.pixels(&photo(640, 480));
+        assert_eq!(pixels.len(), 3 * 224 * 224);
+        // Blue channel: 255 everywhere, normalised with CLIP's mean/std.
+        let blue = (1.0 - p.image_mean[2]) / p.image_std[2];
+        assert!((pixels[2 * 224 * 224 + 1000] - blue).abs() < 1e-5);
+    }
+
+    #[test]
+    fn squash_and_longest_modes_keep_the_input_size() {
+        for (mode, corner_is_fill) in [("squash", false), ("longest", true)] {
+            let config = JINA_STYLE.replace("\"shortest\"", &format!("\"{mode}\""));
+            let p = Preprocessing::from_json(&config).unwrap();
+            let pixels = p.pixels(&photo(640, 320));
+            assert_eq!(pixels.len(), 3 * 224 * 224, "{mode}");
+            // "longest" pads the short side with fill_color 0 (black): red channel at (0, 0).
+            let black_red = -p.image_mean[0] / p.image_std[0];
+            assert_eq!(
+                (pixels[0] - black_red).abs() < 1e-5 && pixels[2 * 224 * 224] < 0.0,
+                corner_is_fill,
+                "{mode}"
+            );
+        }
+        let bad = JINA_STYLE.replace("\"shortest\"", "\"sideways\"");
+        assert!(Preprocessing::from_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("sideways"));
+    }
+
+    #[test]
+    fn hugging_face_style_config_still_parses() {
+        let config = r#"{"crop_size": {"height": 224, "width": 224}, "do_center_crop": true, "do_normalize": true,
+            "do_resize": true, "image_mean": [0.48145466, 0.4578275, 0.40821073], "resample": 3,
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "size": {"shortest_edge": 224}}"#;
+        let p = Preprocessing::from_json(config).unwrap();
+        assert_eq!(p.input_size(), (224, 224));
+        assert_eq!(p.pixels(&photo(300, 500)).len(), 3 * 224 * 224);
     }
 }

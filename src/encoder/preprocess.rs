@@ -30,6 +30,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
 
 /// Fits `image` into a `width x height` white canvas, keeping its aspect ratio.
 pub fn fit_on_white(image: &DynamicImage, width: u32, height: u32) -> RgbImage {
+    fit_on(image, width, height, Rgb([255, 255, 255]))
+}
+
+/// Fits `image` into a `width x height` canvas of `background`, keeping its aspect ratio
+/// (transparency is still composited onto white, the product photo convention).
+pub fn fit_on(image: &DynamicImage, width: u32, height: u32, background: Rgb<u8>) -> RgbImage {
     let (w, h) = image.dimensions();
     let rgb = flatten_on_white(image);
     let scale = (width as f64 / w as f64).min(height as f64 / h as f64);
@@ -44,7 +50,7 @@ pub fn fit_on_white(image: &DynamicImage, width: u32, height: u32) -> RgbImage {
         // area-averaged rather than aliased.
         image::imageops::resize(&rgb, nw, nh, FilterType::Triangle)
     };
-    let mut canvas = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let mut canvas = RgbImage::from_pixel(width, height, background);
     image::imageops::replace(
         &mut canvas,
         &resized,
