@@ -12,11 +12,10 @@ use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 use image::DynamicImage;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::preprocess::{fit_on_white, to_unit_range};
-use super::{Embeddings, ImageEncoder};
+use super::ImageEncoder;
 
 /// The tower's shape; stored in the model card so weights and shape travel together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,19 +215,24 @@ impl ImageTower {
             device,
         })
     }
+}
 
-    pub fn dim(&self) -> usize {
+impl ImageEncoder for ImageTower {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
         self.net.config.out_dim
     }
 
     /// The canvas the tower expects: images are fitted onto it by [`fit_on_white`].
-    pub fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
+    fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
         let c = &self.net.config;
         to_unit_range(&fit_on_white(image, c.width as u32, c.height as u32))
     }
 
-    /// Embeds already preprocessed canvases (`pixels` output, concatenated).
-    pub fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {
+    fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let c = &self.net.config;
         let per = c.height * c.width * 3;
         let mut out = Vec::with_capacity(pixels.len() / per * c.out_dim);
@@ -238,27 +242,6 @@ impl ImageTower {
             out.extend(self.net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
-    }
-}
-
-impl ImageEncoder for ImageTower {
-    fn model_id(&self) -> &str {
-        &self.id
-    }
-
-    fn dim(&self) -> usize {
-        ImageTower::dim(self)
-    }
-
-    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings> {
-        let pixels: Vec<f32> = images
-            .par_iter()
-            .flat_map_iter(|img| self.pixels(img))
-            .collect();
-        Ok(Embeddings {
-            vectors: self.embed_pixels(&pixels)?,
-            truncated: 0,
-        })
     }
 }
 

@@ -40,10 +40,26 @@ pub trait TextEncoder: Send + Sync {
 }
 
 /// Turns decoded images into vectors of the same space as its paired text encoder.
+/// Each model preprocesses in its own way (`pixels`); batching is shared.
 pub trait ImageEncoder: Send + Sync {
     fn model_id(&self) -> &str;
     fn dim(&self) -> usize;
-    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings>;
+    /// One image as the model's input tensor, flattened.
+    fn pixels(&self, image: &DynamicImage) -> Vec<f32>;
+    /// Embeds preprocessed images (`pixels` outputs, concatenated); rows L2-normalised.
+    fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>>;
+    /// Preprocesses the images in parallel, then embeds them in batches.
+    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings> {
+        use rayon::prelude::*;
+        let pixels: Vec<f32> = images
+            .par_iter()
+            .flat_map_iter(|img| self.pixels(img))
+            .collect();
+        Ok(Embeddings {
+            vectors: self.embed_pixels(&pixels)?,
+            truncated: 0,
+        })
+    }
 }
 
 /// L2-normalises each `dim`-long row in place; zero rows stay zero.

@@ -18,7 +18,6 @@ use image::imageops::FilterType;
 use image::DynamicImage;
 use ort::session::Session;
 use ort::value::Tensor;
-use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
@@ -535,9 +534,23 @@ impl OnnxVision {
     pub fn preprocessing(&self) -> &Preprocessing {
         &self.preprocessing
     }
+}
 
-    /// Embeds already preprocessed images (channel-first, concatenated).
-    pub fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {
+impl ImageEncoder for OnnxVision {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Channel-first, as `preprocessor_config.json` says.
+    fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
+        self.preprocessing.pixels(image)
+    }
+
+    fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let (w, h) = self.preprocessing.input_size();
         let per = (3 * w * h) as usize;
         ensure!(
@@ -563,27 +576,6 @@ impl OnnxVision {
             out.extend(values);
         }
         Ok(out)
-    }
-}
-
-impl ImageEncoder for OnnxVision {
-    fn model_id(&self) -> &str {
-        &self.id
-    }
-
-    fn dim(&self) -> usize {
-        self.dim
-    }
-
-    fn embed_images(&self, images: &[DynamicImage]) -> Result<Embeddings> {
-        let pixels: Vec<f32> = images
-            .par_iter()
-            .flat_map_iter(|img| self.preprocessing.pixels(img))
-            .collect();
-        Ok(Embeddings {
-            vectors: self.embed_pixels(&pixels)?,
-            truncated: 0,
-        })
     }
 }
 

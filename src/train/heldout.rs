@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::PairSet;
 use crate::catalog::Product;
-use crate::encoder::ImageTower;
+use crate::encoder::{ImageEncoder, ImageTower};
 use crate::eval::metrics::{precision_at_k, rank_of};
 use crate::index::top_k;
 
