@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::catalog::{Catalog, Split};
-use crate::encoder::preprocess::load_image;
+use crate::encoder::preprocess::load_product_image;
 use crate::encoder::{embed_texts_cached, fuse, Model};
 use crate::index::{top_k, Header, Index, StoredProduct, VectorKind};
 
@@ -62,7 +62,7 @@ fn borrow_missing_images(text: &[f32], image: &mut [f32], has_image: &[bool], di
     }
 }
 
-/// A progress bar with rate and ETA, hidden when `visible` is false (not a terminal).
+/// A progress bar with rate and ETA (indicatif draws it only on a terminal).
 pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
@@ -99,13 +99,7 @@ pub fn build(catalog: &Catalog, split: Split, model: &Model) -> Result<(Index, R
         let mut image = vec![0f32; products.len() * dim];
         let bar = progress_bar(products.len(), "embedding images");
         for (c, chunk) in products.chunks(IMAGE_STEP).enumerate() {
-            let decoded: Vec<_> = chunk
-                .par_iter()
-                .map(|p| match &p.image {
-                    Some(path) => load_image(path).map_err(|e| format!("{e:#}")),
-                    None => Err("no image path".to_string()),
-                })
-                .collect();
+            let decoded: Vec<_> = chunk.par_iter().map(load_product_image).collect();
             let mut ok_rows = Vec::new();
             let mut ok_images = Vec::new();
             for (r, (product, result)) in chunk.iter().zip(decoded).enumerate() {

@@ -61,12 +61,19 @@ impl Catalog {
         })
     }
 
-    /// Keeps only the products of one split, then at most `limit` of them (file order).
+    /// The products of one split, then at most `limit` of them (file order).
+    pub fn split_products(&self, split: Split, limit: Option<usize>) -> Vec<Product> {
+        self.products
+            .iter()
+            .filter(|p| split.contains(&p.id))
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps only [`Catalog::split_products`].
     pub fn select(&mut self, split: Split, limit: Option<usize>) {
-        self.products.retain(|p| split.contains(&p.id));
-        if let Some(limit) = limit {
-            self.products.truncate(limit);
-        }
+        self.products = self.split_products(split, limit);
     }
 }
 

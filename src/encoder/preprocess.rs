@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView, Rgb, RgbImage, Rgba};
 
+use crate::catalog::Product;
+
 /// Decodes an image file, naming the file in any error.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let reader = image::ImageReader::open(path)
@@ -21,6 +23,16 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     reader
         .decode()
         .with_context(|| format!("cannot decode image {}", path.display()))
+}
+
+/// Decodes a product's image; the error (a sentence naming the file) is kept as text
+/// because callers report it per product and carry on.
+pub fn load_product_image(product: &Product) -> Result<DynamicImage, String> {
+    let path = product
+        .image
+        .as_ref()
+        .ok_or("the catalogue has no image for it")?;
+    load_image(path).map_err(|e| format!("{e:#}"))
 }
 
 /// Decodes image bytes (an upload, say).

@@ -44,18 +44,6 @@ pub fn train_and_save(
     name: &str,
     out: &Path,
 ) -> Result<ModelCard> {
-    let select = |split: Split| {
-        let mut products: Vec<_> = catalog
-            .products
-            .iter()
-            .filter(|p| split.contains(&p.id))
-            .cloned()
-            .collect();
-        if let Some(l) = limit {
-            products.truncate(l);
-        }
-        products
-    };
     let pairs_for = |products: &[crate::catalog::Product], what: &str| -> Result<PairSet> {
         let texts: Vec<&str> = products.iter().map(|p| p.text.as_str()).collect();
         let bar = progress_bar(texts.len(), &format!("embedding {what} titles"));
@@ -72,7 +60,7 @@ pub fn train_and_save(
         );
         Ok(pairs)
     };
-    let train_products = select(split);
+    let train_products = catalog.split_products(split, limit);
     let pairs = pairs_for(&train_products, split.name())?;
     let rejected = train_products.len() - pairs.len();
     let bar = progress_bar(0, "training");
@@ -85,7 +73,7 @@ pub fn train_and_save(
     let weights = tower_safetensors(&trained.vars)?;
     let tower = ImageTower::from_safetensors(name, &config.tower, &weights)?;
 
-    let test_products = select(Split::Test);
+    let test_products = catalog.split_products(Split::Test, limit);
     let test_pairs = pairs_for(&test_products, "test")?;
     let figures: HeldOut = held_out(&tower, &test_products, &test_pairs, 1000, config.seed)?;
     eprintln!("held-out (test split): {figures:?}");

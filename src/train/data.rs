@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::catalog::Product;
-use crate::encoder::preprocess::{fit_on_white, load_image};
+use crate::encoder::preprocess::{fit_on_white, load_product_image};
 use crate::encoder::TowerConfig;
 
 /// A product whose image could not be used, and why.
@@ -38,11 +38,7 @@ impl PairSet {
         let decoded: Vec<Result<Vec<u8>, String>> = products
             .par_iter()
             .map(|p| {
-                let path = p
-                    .image
-                    .as_ref()
-                    .ok_or("the catalogue has no image for it")?;
-                let image = load_image(path).map_err(|e| format!("{e:#}"))?;
+                let image = load_product_image(p)?;
                 Ok(fit_on_white(&image, tower.width as u32, tower.height as u32).into_raw())
             })
             .collect();
