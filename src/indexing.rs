@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::catalog::{Catalog, Split};
 use crate::encoder::preprocess::load_product_image;
-use crate::encoder::{embed_texts_cached, fuse, Model};
+use crate::encoder::{embed_texts_cached, fuse_rows, Model};
 use crate::index::{top_k, Header, Index, StoredProduct, VectorKind};
 
 /// Images decoded and embedded per step.
@@ -121,11 +121,7 @@ pub fn build(catalog: &Catalog, split: Split, model: &Model) -> Result<(Index, R
         }
         bar.finish_and_clear();
         borrow_missing_images(&text, &mut image, &has_image, dim);
-        let average: Vec<f32> = text
-            .chunks_exact(dim)
-            .zip(image.chunks_exact(dim))
-            .flat_map(|(t, i)| fuse(t, i, 0.5))
-            .collect();
+        let average = fuse_rows(&text, &image, dim, 0.5);
         vectors.insert(VectorKind::Image, image);
         vectors.insert(VectorKind::Average, average);
     }

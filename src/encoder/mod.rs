@@ -83,6 +83,14 @@ pub fn fuse(a: &[f32], b: &[f32], w: f32) -> Vec<f32> {
     v
 }
 
+/// [`fuse`] applied row by row to two `dim`-wide matrices.
+pub fn fuse_rows(a: &[f32], b: &[f32], dim: usize, w: f32) -> Vec<f32> {
+    a.chunks_exact(dim)
+        .zip(b.chunks_exact(dim))
+        .flat_map(|(x, y)| fuse(x, y, w))
+        .collect()
+}
+
 /// The model an index is built with: a text tower, and an image tower in the same space.
 pub struct Model {
     pub text: Box<dyn TextEncoder>,

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use diversify::Diversify;
 
-use crate::encoder::{fuse, Model};
+use crate::encoder::{fuse, fuse_rows, Model};
 use crate::index::{top_k, Hit, Index, VectorKind};
 
 /// Which product vectors a query is compared with.
@@ -178,13 +178,7 @@ impl<'a> Searcher<'a> {
             let image = index
                 .vectors(VectorKind::Image)
                 .ok_or_else(|| missing(VectorKind::Image))?;
-            let d = index.dim();
-            let fused = text
-                .chunks_exact(d)
-                .zip(image.chunks_exact(d))
-                .flat_map(|(t, i)| fuse(t, i, alpha))
-                .collect();
-            return Ok(Cow::Owned(fused));
+            return Ok(Cow::Owned(fuse_rows(text, image, index.dim(), alpha)));
         }
         let kind = mode.kind();
         index
