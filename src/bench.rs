@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::catalog::Catalog;
 use crate::encoder::preprocess::load_image;
 use crate::encoder::{builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextEncoder};
-use crate::index::{Hit, Index};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
+use crate::store::{Hit, LiveStore, Store};
 
 /// One row of the table.
 pub struct Row {
@@ -129,7 +129,7 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
         .collect();
     let hits: Vec<Hit> = (0..diversify::POOL)
         .map(|i| Hit {
-            index: i,
+            id: i.to_string(),
             score: 1.0 - i as f32 / 100.0,
         })
         .collect();
@@ -161,15 +161,17 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
     }
 
     if let Some(dir) = &config.index {
-        let index = Index::open(dir)?;
+        let live = LiveStore::open(dir)?;
+        let index = live.snapshot();
         let model = Model::builtin(config.model_dir.as_deref())?;
-        let searcher = Searcher::new(&index, &model)?;
+        let searcher = Searcher::new(&*index, &model)?;
+        let products = index.products()?;
         for mode in Mode::ALL {
-            if index.vectors(mode.kind()).is_none() {
+            if !index.meta().kinds.contains(&mode.kind()) {
                 continue;
             }
             let mut times = Vec::new();
-            for p in index.header.products.iter().take(200) {
+            for p in products.iter().take(200) {
                 let query = Query {
                     text: Some(p.product.text.clone()),
                     ..Query::default()
@@ -192,7 +194,7 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
                 ),
             ));
         }
-        let bytes = std::fs::metadata(crate::index::index_file(dir))?.len();
+        let bytes = live.info().bytes_on_disk.unwrap_or(0);
         rows.push(row(
             "index size on disk",
             format!("{:.1} MB", bytes as f64 / 1e6),

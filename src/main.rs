@@ -6,13 +6,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use vitrina::catalog::{Catalog, CatalogSpec, Split};
+use vitrina::catalog::{Catalog, CatalogSpec, ProductInput, Split};
 use vitrina::encoder::preprocess::load_image;
 use vitrina::encoder::{minilm_dir, MiniLm, Model};
 use vitrina::eval::{self, EvalConfig};
-use vitrina::index::{index_file, Index};
-use vitrina::indexing;
+use vitrina::indexing::{self, Report, SyncOptions};
 use vitrina::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
+use vitrina::store::{EmbeddedWriter, LiveStore, Store, StoreMeta, StoreWriter};
 use vitrina::train::{train_and_save, TrainConfig};
 
 #[derive(Parser)]
@@ -28,8 +28,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Embed a catalogue's products (text, image, average) and write a search index.
+    /// Embed a catalogue's products (text, image, average) into an index folder; on an
+    /// existing index, sync it: add new products, re-embed changed ones, keep the rest.
     Index(IndexArgs),
+    /// Add or replace products given as JSON lines (one product per line).
+    Upsert(UpsertArgs),
+    /// Remove products by id.
+    Delete(DeleteArgs),
+    /// Print one stored product as JSON.
+    Get(GetArgs),
+    /// Print what an index holds: products, model, vector kinds, search structure, size.
+    Info(InfoArgs),
     /// Search an index by text, by image, or both.
     Search(SearchArgs),
     /// Train the image tower on a catalogue's image/title pairs (LiT: text tower frozen).
@@ -52,8 +61,47 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
+    /// A file holding the write key: enables PUT/DELETE /api/products/{id} for requests
+    /// carrying `Authorization: Bearer KEY` (also read from $VITRINA_WRITE_KEY).
+    #[arg(long)]
+    write_key_file: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(Args)]
+struct UpsertArgs {
+    #[arg(long)]
+    index: PathBuf,
+    /// JSON lines: {"id": "...", "text": "...", "image": "path/relative/to/this/file",
+    /// "broad": "...", "fine": "...", "attributes": {...}}; image, categories and
+    /// attributes optional.
+    products: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct DeleteArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[arg(required = true)]
+    ids: Vec<String>,
+}
+
+#[derive(Args)]
+struct GetArgs {
+    #[arg(long)]
+    index: PathBuf,
+    id: String,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -100,14 +148,14 @@ struct ModelArgs {
 impl ModelArgs {
     /// The model to use; `index` is the index being searched, whose recorded model is
     /// the default.
-    fn load(&self, index: Option<&Index>) -> Result<Model> {
+    fn load(&self, index: Option<&StoreMeta>) -> Result<Model> {
         if let Some(dir) = &self.model_dir {
             return Model::from_dir(dir);
         }
         if let Some(name) = &self.model {
             return Model::named(name);
         }
-        if let Some(dir) = index.and_then(|i| i.header.model_dir.as_deref()) {
+        if let Some(dir) = index.and_then(|i| i.model_dir.as_deref()) {
             return Model::from_dir(dir)
                 .with_context(|| format!("loading the index's model from {}", dir.display()));
         }
@@ -129,6 +177,9 @@ struct IndexArgs {
     /// Which products to index.
     #[arg(long, value_enum, default_value = "all")]
     split: Split,
+    /// Delete stored products that the catalogue (after split and limit) no longer has.
+    #[arg(long)]
+    prune: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -235,8 +286,8 @@ struct EvalArgs {
     /// Folder for results.md, precision.csv, precision.png and results.json.
     #[arg(long)]
     out: PathBuf,
-    /// Reuse the index in this folder if it matches (catalogue, split, model), else build
-    /// and save it there. Without it, the index is built in memory.
+    /// Keep the index in this folder, synced to the catalogue split (only changed
+    /// products are embedded again). Without it, the index is built in memory.
     #[arg(long)]
     index: Option<PathBuf>,
     /// Diversification variants measured beside each plain search type.
@@ -260,17 +311,15 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Index(args) => run_index(args),
+        Command::Upsert(args) => run_upsert(args),
+        Command::Delete(args) => run_delete(args),
+        Command::Get(args) => run_get(args),
+        Command::Info(args) => run_info(args),
         Command::Search(args) => run_search(args),
         Command::Train(args) => run_train(args),
         Command::Eval(args) => run_eval(args),
         Command::Bench(args) => run_bench(args),
-        Command::Serve(args) => {
-            let index = Index::open(&args.index);
-            index.and_then(|index| {
-                let model = args.model.load(Some(&index))?;
-                vitrina::server::serve(index, model, args.addr)
-            })
-        }
+        Command::Serve(args) => run_serve(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
@@ -278,82 +327,258 @@ fn main() {
     }
 }
 
-/// Loads a catalogue and reports every repaired and rejected row on stderr.
+/// Loads a catalogue and reports every repaired, cut, placeholder and rejected row.
 fn load_catalog(path: &Path, split: Split, limit: Option<usize>) -> Result<Catalog> {
     let spec = CatalogSpec::from_file(path)?;
     let mut catalog = Catalog::load(&spec)?;
     let read = catalog.products.len();
+    let data = spec.data.display();
     for line in &catalog.repaired_lines {
         eprintln!(
-            "{}:{line}: repaired: unquoted commas in `{}` rejoined",
-            spec.data.display(),
+            "{data}:{line}: repaired: unquoted commas in `{}` rejoined",
+            spec.text
+        );
+    }
+    for line in &catalog.cut_lines {
+        eprintln!(
+            "{data}:{line}: `{}` longer than {} characters: cut",
+            spec.text,
+            vitrina::catalog::MAX_TEXT_CHARS
+        );
+    }
+    for (line, id, text) in &catalog.placeholder_lines {
+        eprintln!(
+            "{data}:{line}: product {id}: `{}` is only a placeholder ({text:?}): text search cannot find it",
             spec.text
         );
     }
     for r in &catalog.rejected {
-        eprintln!("{}:{}: skipped: {}", spec.data.display(), r.line, r.reason);
+        eprintln!("{data}:{}: skipped: {}", r.line, r.reason);
     }
     catalog.select(split, limit);
     eprintln!(
-        "catalogue `{}`: {read} products read, {} rows rejected, {} repaired; {} selected (split {}{})",
+        "catalogue `{}`: {read} products read, {} rows rejected, {} repaired, {} texts cut, {} placeholder texts; \
+         {} selected (split {}{})",
         spec.name,
         catalog.rejected.len(),
         catalog.repaired_lines.len(),
+        catalog.cut_lines.len(),
+        catalog.placeholder_lines.len(),
         catalog.products.len(),
         split.name(),
         limit.map(|l| format!(", limit {l}")).unwrap_or_default()
     );
+    if spec.image.is_none() {
+        eprintln!(
+            "catalogue `{}` declares no images (no `image` key): text vectors only",
+            spec.name
+        );
+    }
     Ok(catalog)
 }
 
-/// Builds an index and prints the closing summary.
-fn build_index(catalog: &Catalog, split: Split, model: &Model) -> Result<Index> {
-    let (index, report) = indexing::build(catalog, split, model)?;
+/// Prints what a sync or upsert did.
+fn print_report(report: &Report) {
     const SHOWN: usize = 10;
     for (id, reason) in report.images_missing.iter().take(SHOWN) {
         eprintln!("product {id}: no usable image: {reason}");
     }
     if report.images_missing.len() > SHOWN {
         eprintln!(
-            "... and {} more products without a usable image (all marked has_image = false in the index; \
+            "... and {} more products without a usable image (all marked has_image = false; \
              image mode leaves them out, and their image vector is borrowed from the product with the closest title)",
             report.images_missing.len() - SHOWN
         );
     }
     eprintln!(
-        "indexed {} products in {:.1}s ({:.0} items/s): titles {:.1}s, images {:.1}s ({} embedded, {} without a usable image); \
-         {} titles truncated; {} rows rejected",
-        report.indexed,
+        "{} added, {} updated ({} without re-embedding), {} unchanged, {} pruned, {} absent from the catalogue and kept; \
+         embedded {} products in {:.1}s ({:.0}/s; titles {:.1}s, images {:.1}s: {} embedded, {} without a usable image); \
+         {} titles truncated by the model",
+        report.added,
+        report.updated,
+        report.updated_without_embedding,
+        report.unchanged,
+        report.pruned,
+        report.absent_kept,
+        report.embedded,
         report.elapsed.as_secs_f64(),
-        report.items_per_second(),
+        report.embedded_per_second(),
         report.text_seconds,
         report.image_seconds,
         report.images_embedded,
         report.images_missing.len(),
         report.truncated_texts,
-        catalog.rejected.len(),
     );
-    Ok(index)
+}
+
+/// Syncs the store in `dir` with the catalogue, then folds the log into the base.
+fn sync_folder(catalog: &Catalog, model: &Model, dir: &Path, prune: bool) -> Result<Report> {
+    let meta = indexing::store_meta(model, &catalog.spec.name, catalog.spec.image.is_some());
+    let mut writer = EmbeddedWriter::create(dir, &meta)?;
+    for note in &writer.notes {
+        eprintln!("{note}");
+    }
+    let report = indexing::sync(catalog, model, &mut writer, &SyncOptions { prune })?;
+    print_report(&report);
+    if writer.log_bytes() > 0 {
+        writer.compact()?;
+    }
+    Ok(report)
 }
 
 fn run_index(args: IndexArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog, args.split, args.limit)?;
     let model = args.model.load(None)?;
-    let index = build_index(&catalog, args.split, &model)?;
-    let bytes = index.save(&args.index)?;
+    sync_folder(&catalog, &model, &args.index, args.prune)?;
+    let info = LiveStore::open(&args.index)?.info();
     println!(
-        "wrote {} ({} products, {:.1} MB)",
-        index_file(&args.index).display(),
-        index.len(),
-        bytes as f64 / 1e6
+        "{}: {} products, {:.1} MB",
+        args.index.display(),
+        info.products,
+        info.bytes_on_disk.unwrap_or(0) as f64 / 1e6
     );
     Ok(())
 }
 
+/// The store's own model (the one recorded in it), unless overridden.
+fn store_model(args: &ModelArgs, meta: &StoreMeta) -> Result<Model> {
+    args.load(Some(meta))
+}
+
+fn run_upsert(args: UpsertArgs) -> Result<()> {
+    let started = Instant::now();
+    let text = std::fs::read_to_string(&args.products)
+        .with_context(|| format!("cannot read {}", args.products.display()))?;
+    let base = args.products.parent().map(Path::to_path_buf);
+    let mut products = Vec::new();
+    let mut bad = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<ProductInput>(line)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| {
+                anyhow::ensure!(
+                    p.image_base64.is_none(),
+                    "`image_base64` is for the HTTP API; give `image` as a path here"
+                );
+                p.into_product(base.as_deref())
+            });
+        match parsed {
+            Ok((p, cut)) => {
+                if cut {
+                    eprintln!(
+                        "{}:{}: text longer than {} characters: cut",
+                        args.products.display(),
+                        i + 1,
+                        vitrina::catalog::MAX_TEXT_CHARS
+                    );
+                }
+                products.push(p);
+            }
+            Err(e) => {
+                bad += 1;
+                eprintln!("{}:{}: skipped: {e:#}", args.products.display(), i + 1);
+            }
+        }
+    }
+    let mut writer = EmbeddedWriter::open(&args.index)?;
+    for note in &writer.notes {
+        eprintln!("{note}");
+    }
+    let meta = writer.current().meta().clone();
+    let model = store_model(&args.model, &meta)?;
+    let mut report = Report::default();
+    for chunk in products.chunks(indexing::BATCH) {
+        let hashes: Vec<u64> = chunk.iter().map(|p| indexing::vector_hash(p).0).collect();
+        let entries =
+            indexing::embed_entries(&model, &meta, chunk, &hashes, writer.current(), &mut report)?;
+        writer.upsert(entries)?;
+    }
+    writer.finish()?;
+    for (id, reason) in &report.images_missing {
+        eprintln!("product {id}: no usable image: {reason}");
+    }
+    println!(
+        "upserted {} products ({} lines skipped) in {:.1}s",
+        products.len(),
+        bad,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run_delete(args: DeleteArgs) -> Result<()> {
+    let mut writer = EmbeddedWriter::open(&args.index)?;
+    let deleted = writer.delete(&args.ids)?;
+    writer.finish()?;
+    for id in args.ids.iter().filter(|id| !deleted.contains(id)) {
+        eprintln!("product {id:?} is not in the index");
+    }
+    println!("deleted {} products", deleted.len());
+    Ok(())
+}
+
+fn run_get(args: GetArgs) -> Result<()> {
+    let store = LiveStore::open(&args.index)?;
+    match store.snapshot().product(&args.id)? {
+        Some(p) => {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(())
+        }
+        None => bail!("product {:?} is not in {}", args.id, args.index.display()),
+    }
+}
+
+fn run_info(args: InfoArgs) -> Result<()> {
+    let info = LiveStore::open(&args.index)?.info();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!("index      {}", info.location);
+    println!("catalogue  {}", info.catalog);
+    println!(
+        "products   {} ({} with an image)",
+        info.products, info.products_with_image
+    );
+    println!("model      {} ({}-d)", info.model, info.dim);
+    println!("vectors    {:?}", info.kinds);
+    println!("search     {}", info.search);
+    println!(
+        "on disk    {:.1} MB",
+        info.bytes_on_disk.unwrap_or(0) as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let store = LiveStore::open(&args.index)?;
+    let model = store_model(&args.model, store.snapshot().meta())?;
+    let write_key = match &args.write_key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the write key file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("VITRINA_WRITE_KEY").ok(),
+    }
+    .filter(|k| !k.is_empty());
+    vitrina::server::serve(
+        store,
+        model,
+        args.addr,
+        vitrina::server::ServeOptions { write_key },
+    )
+}
+
 fn run_search(args: SearchArgs) -> Result<()> {
-    let index = Index::open(&args.index)?;
-    let model = args.model.load(Some(&index))?;
-    let searcher = Searcher::new(&index, &model)?;
+    let store = LiveStore::open(&args.index)?;
+    let snapshot = store.snapshot();
+    let model = args.model.load(Some(snapshot.meta()))?;
+    let searcher = Searcher::new(&*snapshot, &model)?;
     let image = args.image.as_deref().map(load_image).transpose()?;
     if args.query.is_none() && image.is_none() {
         bail!("give a text query, --image PATH, or both");
@@ -427,48 +652,24 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens the index in `dir` if it was built from this catalogue split with this model.
-fn reusable_index(
-    dir: &Path,
-    catalog: &str,
-    split: Split,
-    model: &Model,
-    products: usize,
-) -> Option<Index> {
-    let index = Index::open(dir).ok()?;
-    let h = &index.header;
-    (h.catalog == catalog
-        && h.split == split.name()
-        && h.model == model.id()
-        && index.len() == products)
-        .then_some(index)
-}
-
 fn run_eval(args: EvalArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog, args.split, None)?;
     let model = args.model.load(None)?;
-    let index = match &args.index {
-        Some(dir) => match reusable_index(
-            dir,
-            &catalog.spec.name,
-            args.split,
-            &model,
-            catalog.products.len(),
-        ) {
-            Some(index) => {
-                eprintln!("reusing the index in {}", dir.display());
-                index
-            }
-            None => {
-                let index = build_index(&catalog, args.split, &model)?;
-                index.save(dir)?;
-                index
-            }
-        },
-        None => build_index(&catalog, args.split, &model)?,
+    let snapshot = match &args.index {
+        Some(dir) => {
+            sync_folder(&catalog, &model, dir, true)?;
+            LiveStore::open(dir)?.snapshot()
+        }
+        None => {
+            let (snapshot, report) = indexing::build_in_memory(&catalog, &model)?;
+            print_report(&report);
+            std::sync::Arc::new(snapshot)
+        }
     };
-    let searcher = Searcher::new(&index, &model)?;
+    let index: &dyn Store = &*snapshot;
+    let searcher = Searcher::new(index, &model)?;
     let config = EvalConfig {
+        split: args.split.name().to_string(),
         queries: args.queries,
         seed: args.seed,
         diversify: args

@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use vitrina::catalog::{Catalog, CatalogSpec, Split};
 use vitrina::encoder::preprocess::load_image;
 use vitrina::encoder::{minilm_dir, MiniLm, Model};
-use vitrina::index::Index;
-use vitrina::indexing;
+use vitrina::indexing::{self, SyncOptions};
 use vitrina::search::{Mode, Query, Ranking, Searcher};
+use vitrina::store::{EmbeddedWriter, LiveStore, Snapshot, Store};
 
 /// 1,500 products of the test split (never seen by the image tower), indexed once.
 fn index_dir() -> &'static Path {
@@ -27,13 +27,17 @@ fn index_dir() -> &'static Path {
         let mut catalog = Catalog::load(&spec).unwrap();
         catalog.select(Split::Test, Some(1500));
         let model = Model::builtin(None).unwrap();
-        let (index, report) = indexing::build(&catalog, Split::Test, &model).unwrap();
-        assert_eq!(report.indexed, 1500);
+        let dir = tempfile::tempdir().unwrap();
+        let meta = indexing::store_meta(&model, "myntra", true);
+        let mut writer = EmbeddedWriter::create(dir.path(), &meta).unwrap();
+        let report =
+            indexing::sync(&catalog, &model, &mut writer, &SyncOptions::default()).unwrap();
+        writer.compact().unwrap();
+        assert_eq!(report.added, 1500);
+        assert_eq!(report.embedded, 1500);
         // Some Myntra rows have no image file: reported, kept with their text vector.
         assert_eq!(report.images_embedded + report.images_missing.len(), 1500);
         assert!(!report.images_missing.is_empty());
-        let dir = tempfile::tempdir().unwrap();
-        index.save(dir.path()).unwrap();
         let path = dir.path().to_path_buf();
         (dir, path)
     })
@@ -45,7 +49,12 @@ fn model() -> &'static Model {
     MODEL.get_or_init(|| Model::builtin(None).unwrap())
 }
 
-fn fine_of_top(index: &Index, query: &Query, mode: Mode, k: usize) -> Vec<String> {
+/// The test index, as a snapshot.
+fn open_index() -> std::sync::Arc<Snapshot> {
+    LiveStore::open(index_dir()).unwrap().snapshot()
+}
+
+fn fine_of_top(index: &Snapshot, query: &Query, mode: Mode, k: usize) -> Vec<String> {
     let searcher = Searcher::new(index, model()).unwrap();
     searcher
         .search(query, &Ranking::new(mode, k))
@@ -64,7 +73,7 @@ fn text(q: &str) -> Query {
 
 #[test]
 fn text_search_finds_the_right_category_in_every_mode() {
-    let index = Index::open(index_dir()).unwrap();
+    let index = open_index();
     let top = fine_of_top(&index, &text("black leather belt"), Mode::Description, 5);
     assert!(top.iter().all(|f| f == "Belts"), "{top:?}");
     for mode in [Mode::Image, Mode::Average] {
@@ -81,12 +90,12 @@ fn text_search_finds_the_right_category_in_every_mode() {
 
 #[test]
 fn a_product_photo_finds_its_own_product_first() {
-    let index = Index::open(index_dir()).unwrap();
-    let searcher = Searcher::new(&index, model()).unwrap();
+    let index = open_index();
+    let searcher = Searcher::new(&*index, model()).unwrap();
     let mut checked = 0;
     for p in index
-        .header
-        .products
+        .products()
+        .unwrap()
         .iter()
         .filter(|p| p.has_image)
         .take(20)
@@ -113,13 +122,16 @@ fn a_product_photo_finds_its_own_product_first() {
 
 #[test]
 fn an_index_refuses_queries_from_another_model() {
-    let index = Index::open(index_dir()).unwrap();
+    let index = open_index();
     let text_only = Model::new(
         Box::new(MiniLm::load(&minilm_dir(None).unwrap()).unwrap()),
         None,
     )
     .unwrap();
-    let err = Searcher::new(&index, &text_only).err().unwrap().to_string();
+    let err = Searcher::new(&*index, &text_only)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("built with model"), "{err}");
 }
 
@@ -297,8 +309,9 @@ fn http_server_answers_text_and_image_searches() {
     assert_eq!(hits.len(), 5);
     assert_eq!(hits[0]["fine"], "Belts");
 
-    let index = Index::open(index_dir()).unwrap();
-    let product = index.header.products.iter().find(|p| p.has_image).unwrap();
+    let index = open_index();
+    let products = index.products().unwrap();
+    let product = products.iter().find(|p| p.has_image).unwrap();
     let photo = std::fs::read(product.product.image.as_ref().unwrap()).unwrap();
     let (status, body) = http(
         port,

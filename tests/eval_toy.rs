@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use vitrina::catalog::Product;
 use vitrina::eval::{draw_queries, evaluate, EvalConfig, MethodFigures};
-use vitrina::index::{Header, Index, StoredProduct, VectorKind};
 use vitrina::search::{Diversify, Mode, Ranking, Searcher};
+use vitrina::store::{
+    Entry, MemoryStore, Snapshot, Store, StoreMeta, StoreWriter, StoredProduct, VectorKind,
+};
 
 const DIM: usize = 16;
 const BROAD: [&str; 4] = ["tops", "shoes", "bags", "watches"];
@@ -19,13 +21,12 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-fn toy_index() -> Index {
-    let mut products = Vec::new();
-    let (mut text, mut image, mut average) = (Vec::new(), Vec::new(), Vec::new());
+fn toy_index() -> Snapshot {
+    let mut entries = Vec::new();
     for i in 0..40 {
         let g = i / 10;
         let f = (i % 10) / 5;
-        products.push(StoredProduct {
+        let product = StoredProduct {
             product: Product {
                 id: format!("p{i}"),
                 text: format!("{} style{f}", BROAD[g]),
@@ -35,7 +36,8 @@ fn toy_index() -> Index {
                 image: None,
             },
             has_image: true,
-        });
+            content_hash: 0,
+        };
         let mut t = vec![0f32; DIM];
         t[g] = 1.0;
         t[4 + 2 * g + f] = 0.3;
@@ -44,24 +46,24 @@ fn toy_index() -> Index {
         im[(g + 1) % 4] = 1.0;
         im[8 + i % 5] = 0.2;
         let (t, im) = (unit(t), unit(im));
-        average.extend(unit(t.iter().zip(&im).map(|(a, b)| a + b).collect()));
-        text.extend(t);
-        image.extend(im);
+        let mut vectors = BTreeMap::new();
+        vectors.insert(
+            VectorKind::Average,
+            unit(t.iter().zip(&im).map(|(a, b)| a + b).collect()),
+        );
+        vectors.insert(VectorKind::Text, t);
+        vectors.insert(VectorKind::Image, im);
+        entries.push(Entry { product, vectors });
     }
-    let header = Header {
+    let mut store = MemoryStore::new(StoreMeta {
         model: "toy".into(),
         model_dir: None,
         dim: DIM,
+        kinds: vec![VectorKind::Text, VectorKind::Image, VectorKind::Average],
         catalog: "toy".into(),
-        split: "all".into(),
-        products,
-        blocks: vec![],
-    };
-    let mut vectors = BTreeMap::new();
-    vectors.insert(VectorKind::Text, text);
-    vectors.insert(VectorKind::Image, image);
-    vectors.insert(VectorKind::Average, average);
-    Index::new(header, vectors).unwrap()
+    });
+    store.upsert(entries).unwrap();
+    store.into_snapshot()
 }
 
 fn method<'a>(methods: &'a [MethodFigures], name: &str) -> &'a MethodFigures {
@@ -80,6 +82,7 @@ fn precision_at_k_matches_hand_computed_answers() {
     let index = toy_index();
     let searcher = Searcher::stored_vectors_only(&index);
     let config = EvalConfig {
+        split: "all".into(),
         queries: 40,
         seed: 1,
         diversify: vec![
@@ -135,34 +138,38 @@ fn precision_at_k_matches_hand_computed_answers() {
 fn a_query_never_finds_its_own_product() {
     let index = toy_index();
     let searcher = Searcher::stored_vectors_only(&index);
-    let text = index.vectors(VectorKind::Text).unwrap();
-    for q in draw_queries(&index, 40, 3) {
+    let products = index.products().unwrap();
+    for q in draw_queries(&products, 40, 3) {
+        let id = products[q].id();
+        let text = index
+            .vectors(VectorKind::Text, &[id])
+            .unwrap()
+            .remove(0)
+            .unwrap();
         for mode in Mode::ALL {
             let hits = searcher
-                .rank(
-                    &text[q * DIM..(q + 1) * DIM],
-                    &Ranking::new(mode, 39),
-                    Some(q),
-                )
+                .rank(&text, &Ranking::new(mode, 39), &[id])
                 .unwrap();
             assert_eq!(hits.len(), 39);
-            assert!(hits.iter().all(|h| h.index != q), "{mode:?} query {q}");
+            assert!(hits.iter().all(|h| h.id != id), "{mode:?} query {id}");
         }
         // Without exclusion the product itself is the best text match.
         let hits = searcher
-            .rank(
-                &text[q * DIM..(q + 1) * DIM],
-                &Ranking::new(Mode::Description, 1),
-                None,
-            )
+            .rank(&text, &Ranking::new(Mode::Description, 1), &[])
             .unwrap();
-        assert_eq!(hits[0].index, q);
+        assert_eq!(hits[0].id, id);
     }
 }
 
 #[test]
 fn draw_queries_is_seeded() {
-    let index = toy_index();
-    assert_eq!(draw_queries(&index, 10, 7), draw_queries(&index, 10, 7));
-    assert_ne!(draw_queries(&index, 10, 7), draw_queries(&index, 10, 8));
+    let products = toy_index().products().unwrap();
+    assert_eq!(
+        draw_queries(&products, 10, 7),
+        draw_queries(&products, 10, 7)
+    );
+    assert_ne!(
+        draw_queries(&products, 10, 7),
+        draw_queries(&products, 10, 8)
+    );
 }

@@ -26,6 +26,31 @@ pub struct Product {
     pub image: Option<PathBuf>,
 }
 
+/// Longest text kept, in characters. The text towers read at most a few hundred tokens
+/// (MiniLM: 256, about 1,000 characters); a longer text only costs tokenizer time (a 1 MB
+/// title took 25 s) and storage. Cut texts are counted and reported.
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// Titles that say nothing: kept (the product still has an image and categories), but
+/// reported, since text search cannot find them.
+const PLACEHOLDERS: [&str; 12] = [
+    "na", "n/a", "null", "none", "nan", "-", "--", "?", "tbd", "untitled", "unknown", "test",
+];
+
+/// Trims a text and cuts it to [`MAX_TEXT_CHARS`]; says whether it was cut.
+pub fn clean_text(text: &str) -> (String, bool) {
+    let text = text.trim();
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => (text[..at].trim_end().to_string(), true),
+        None => (text.to_string(), false),
+    }
+}
+
+/// True for a title that is only a placeholder ("NA", "null", "-", ...).
+pub fn is_placeholder(text: &str) -> bool {
+    PLACEHOLDERS.contains(&text.trim().to_lowercase().as_str())
+}
+
 /// A row that could not become a product.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -42,6 +67,10 @@ pub struct Catalog {
     pub rejected: Vec<Rejected>,
     /// Lines whose text held unquoted commas and was rejoined.
     pub repaired_lines: Vec<u64>,
+    /// Lines whose text was longer than [`MAX_TEXT_CHARS`] and was cut.
+    pub cut_lines: Vec<u64>,
+    /// Lines whose text is only a placeholder ("NA"): (line, id, text).
+    pub placeholder_lines: Vec<(u64, String, String)>,
 }
 
 impl Catalog {
@@ -58,6 +87,8 @@ impl Catalog {
             products: builder.products,
             rejected: builder.rejected,
             repaired_lines: builder.repaired_lines,
+            cut_lines: builder.cut_lines,
+            placeholder_lines: builder.placeholder_lines,
         })
     }
 
@@ -84,6 +115,8 @@ struct Builder<'a> {
     products: Vec<Product>,
     rejected: Vec<Rejected>,
     repaired_lines: Vec<u64>,
+    cut_lines: Vec<u64>,
+    placeholder_lines: Vec<(u64, String, String)>,
 }
 
 impl<'a> Builder<'a> {
@@ -94,6 +127,8 @@ impl<'a> Builder<'a> {
             products: Vec::new(),
             rejected: Vec::new(),
             repaired_lines: Vec::new(),
+            cut_lines: Vec::new(),
+            placeholder_lines: Vec::new(),
         }
     }
 
@@ -107,7 +142,16 @@ impl<'a> Builder<'a> {
     /// Builds one product from a field lookup; records the reason if it cannot.
     fn add(&mut self, line: u64, get: impl Fn(&str) -> Option<String>) {
         match self.build(&get) {
-            Ok(product) => {
+            Ok(mut product) => {
+                let (text, cut) = clean_text(&product.text);
+                product.text = text;
+                if cut {
+                    self.cut_lines.push(line);
+                }
+                if is_placeholder(&product.text) {
+                    self.placeholder_lines
+                        .push((line, product.id.clone(), product.text.clone()));
+                }
                 if self.seen.insert(product.id.clone()) {
                     self.products.push(product);
                 } else {

@@ -64,6 +64,7 @@ impl FieldSpec {
 
 /// The category columns used for evaluation and shown in results.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CategorySpec {
     pub broad: Option<FieldSpec>,
     pub fine: Option<FieldSpec>,
@@ -73,7 +74,10 @@ pub struct CategorySpec {
 }
 
 /// A parsed catalogue description, with paths resolved against the TOML file.
+/// Unknown keys are refused (a typo such as `imgae` would otherwise silently give a
+/// catalogue without images).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogSpec {
     pub name: String,
     /// Data file; relative paths are resolved against the TOML file's folder.
@@ -93,12 +97,19 @@ impl CatalogSpec {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read catalogue file {}", path.display()))?;
-        let mut spec: CatalogSpec = toml::from_str(&text)
-            .with_context(|| format!("catalogue file {} is not valid", path.display()))?;
+        let mut spec: CatalogSpec = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "catalogue file {} is not valid{}: {e}",
+                path.display(),
+                suggestion(e.message())
+            )
+        })?;
         if spec.data.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
             spec.data = base.join(&spec.data);
         }
+        // Absolute, so stored image paths resolve from any working directory.
+        spec.data = super::absolute(&spec.data);
         if let Some(pattern) = &spec.image {
             if !pattern.contains("{id}") {
                 bail!(
@@ -109,7 +120,29 @@ impl CatalogSpec {
         }
         Ok(spec)
     }
+}
 
+/// For serde's "unknown field `x`, expected one of `a`, `b`" message: the nearest key.
+fn suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (strsim::levenshtein(unknown, k), k))
+        .min();
+    match best {
+        Some((d, k)) if d <= 3 => format!(" (did you mean `{k}`?)"),
+        _ => String::new(),
+    }
+}
+
+impl CatalogSpec {
     /// The folder image patterns are relative to.
     pub fn data_dir(&self) -> &Path {
         self.data.parent().unwrap_or(Path::new("."))

@@ -16,13 +16,9 @@ use crate::catalog::Product;
 
 /// Decodes an image file, naming the file in any error.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?;
-    reader
-        .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    decode_image(&bytes).with_context(|| format!("cannot decode image {}", path.display()))
 }
 
 /// Decodes a product's image; the error (a sentence naming the file) is kept as text
@@ -37,7 +33,35 @@ pub fn load_product_image(product: &Product) -> Result<DynamicImage, String> {
 
 /// Decodes image bytes (an upload, say).
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
+    check_complete(bytes)?;
     image::load_from_memory(bytes).context("cannot decode image bytes (JPEG, PNG or WebP expected)")
+}
+
+/// Refuses a JPEG or WebP file that was cut short. Their decoders fill a truncated
+/// file's missing rows with grey and report success, so a half-downloaded photo would
+/// be embedded as if whole. (PNG's decoder already fails on a truncated file.)
+fn check_complete(bytes: &[u8]) -> Result<()> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        // The end-of-image marker FF D9 closes every complete JPEG; inside the
+        // compressed data an FF byte is always followed by 00 or a restart marker, so it
+        // cannot appear there by chance. Some writers pad after it, so look near the end.
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            anyhow::bail!(
+                "truncated JPEG: no end-of-image marker ({} bytes; the file was cut short)",
+                bytes.len()
+            );
+        }
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        let declared = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize + 8;
+        if bytes.len() < declared {
+            anyhow::bail!(
+                "truncated WebP: {} of {declared} bytes (the file was cut short)",
+                bytes.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Fits `image` into a `width x height` white canvas, keeping its aspect ratio.
@@ -153,8 +177,34 @@ mod tests {
     }
 
     #[test]
+    fn jpegs_cut_short_are_refused_and_whole_ones_decode() {
+        let img = image::RgbImage::from_fn(60, 80, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 3) as u8, ((x + y) * 2) as u8])
+        });
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        assert!(decode_image(&jpeg).is_ok());
+        for share in [0.5, 0.9, 0.99] {
+            let cut = &jpeg[..(jpeg.len() as f64 * share) as usize];
+            let err = format!("{:#}", decode_image(cut).unwrap_err());
+            assert!(err.contains("truncated JPEG"), "{share}: {err}");
+        }
+        // Padding after the end marker (some cameras write it) is fine.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0u8; 100]);
+        assert!(decode_image(&padded).is_ok());
+    }
+
+    #[test]
     fn corrupt_bytes_and_files_give_clear_errors() {
         let err = decode_image(b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap_err();
+        assert!(format!("{err:#}").contains("truncated JPEG"), "{err:#}");
+        let err = decode_image(b"\x89PNG definitely not a png").unwrap_err();
         assert!(
             format!("{err:#}").contains("cannot decode image"),
             "{err:#}"

@@ -13,7 +13,7 @@ mod report;
 pub use plot::plot_precision;
 pub use report::{alpha_table, diversity_table, precision_csv, precision_table};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
@@ -22,9 +22,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::index::{Hit, Index, VectorKind};
 use crate::search::keyword::Tfidf;
 use crate::search::{Diversify, Mode, Ranking, Searcher};
+use crate::store::{Hit, Store, StoredProduct, VectorKind};
 use metrics::precision_at_k;
 
 /// The reference experiment's cut-offs.
@@ -35,6 +35,8 @@ pub const NEAR_DUPLICATE: f32 = 0.97;
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalConfig {
+    /// Which split the store holds (for the report).
+    pub split: String,
     pub queries: usize,
     pub seed: u64,
     /// Diversification variants run beside each plain search type.
@@ -116,16 +118,11 @@ impl Tally {
         }
     }
 
-    fn add(&mut self, index: &Index, query: usize, hits: &[Hit]) {
-        let q = &index.product(query).product;
-        let broad: Vec<Option<&str>> = hits
-            .iter()
-            .map(|h| index.product(h.index).product.broad.as_deref())
-            .collect();
-        let fine: Vec<Option<&str>> = hits
-            .iter()
-            .map(|h| index.product(h.index).product.fine.as_deref())
-            .collect();
+    fn add(&mut self, products: &Products, query: &StoredProduct, hits: &[Hit]) -> Result<()> {
+        let q = &query.product;
+        let found: Vec<&StoredProduct> = hits.iter().filter_map(|h| products.get(&h.id)).collect();
+        let broad: Vec<Option<&str>> = found.iter().map(|p| p.product.broad.as_deref()).collect();
+        let fine: Vec<Option<&str>> = found.iter().map(|p| p.product.fine.as_deref()).collect();
         for &k in &KS {
             if let Some(b) = &q.broad {
                 *self.broad.get_mut(&k).unwrap() += precision_at_k(b, &broad, k);
@@ -134,27 +131,20 @@ impl Tally {
                 *self.fine.get_mut(&k).unwrap() += precision_at_k(f, &fine, k);
             }
         }
-        let top: Vec<usize> = hits.iter().take(10).map(|h| h.index).collect();
+        let top: Vec<&StoredProduct> = found.iter().take(10).copied().collect();
         let distinct: std::collections::HashSet<&str> = top
             .iter()
-            .filter_map(|&i| index.product(i).product.fine.as_deref())
+            .filter_map(|p| p.product.fine.as_deref())
             .collect();
         self.distinct_fine += distinct.len() as f64;
-        if let Some(image) = index.vectors(VectorKind::Image) {
-            let d = index.dim();
-            let with_image: Vec<&[f32]> = top
-                .iter()
-                .filter(|&&i| index.product(i).has_image)
-                .map(|&i| &image[i * d..(i + 1) * d])
-                .collect();
+        if products.store.meta().kinds.contains(&VectorKind::Image) {
+            let ids: Vec<&str> = top.iter().filter(|p| p.has_image).map(|p| p.id()).collect();
+            let vectors = products.store.vectors(VectorKind::Image, &ids)?;
+            let with_image: Vec<&[f32]> = vectors.iter().flatten().map(Vec::as_slice).collect();
             let (mut distance, mut pairs, mut dups) = (0.0, 0usize, 0usize);
             for a in 0..with_image.len() {
                 for b in a + 1..with_image.len() {
-                    let cos: f32 = with_image[a]
-                        .iter()
-                        .zip(with_image[b])
-                        .map(|(x, y)| x * y)
-                        .sum();
+                    let cos = crate::store::scan::dot(with_image[a], with_image[b]);
                     distance += (1.0 - cos) as f64;
                     pairs += 1;
                     dups += usize::from(cos > NEAR_DUPLICATE);
@@ -165,6 +155,7 @@ impl Tally {
             }
             self.near_duplicate_pairs += dups as f64;
         }
+        Ok(())
     }
 
     fn finish(
@@ -194,11 +185,24 @@ impl Tally {
     }
 }
 
-/// Draws the queries: a seeded sample of products that have both categories.
-pub fn draw_queries(index: &Index, count: usize, seed: u64) -> Vec<usize> {
-    let mut candidates: Vec<usize> = (0..index.len())
+/// The store's products, by id, for judging results.
+struct Products<'a> {
+    store: &'a dyn Store,
+    by_id: HashMap<&'a str, &'a StoredProduct>,
+}
+
+impl Products<'_> {
+    fn get(&self, id: &str) -> Option<&StoredProduct> {
+        self.by_id.get(id).copied()
+    }
+}
+
+/// Draws the queries: a seeded sample of products that have both categories
+/// (positions in `products`).
+pub fn draw_queries(products: &[StoredProduct], count: usize, seed: u64) -> Vec<usize> {
+    let mut candidates: Vec<usize> = (0..products.len())
         .filter(|&i| {
-            let p = &index.product(i).product;
+            let p = &products[i].product;
             p.broad.is_some() && p.fine.is_some()
         })
         .collect();
@@ -207,38 +211,47 @@ pub fn draw_queries(index: &Index, count: usize, seed: u64) -> Vec<usize> {
     candidates
 }
 
-/// Runs the experiment on an index with its own model.
+/// Runs the experiment on a store with its own model.
 pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> {
-    let index = searcher.index;
+    let store = searcher.store;
+    let all = store.products()?;
     ensure!(
-        index.len() > 1,
+        all.len() > 1,
         "the index holds {} products; evaluation needs at least 2",
-        index.len()
+        all.len()
     );
-    let queries = draw_queries(index, config.queries, config.seed);
-    let text = index
-        .vectors(VectorKind::Text)
-        .expect("every index has text vectors");
-    let d = index.dim();
-    let has_images = index.vectors(VectorKind::Image).is_some();
+    let products = Products {
+        store,
+        by_id: all.iter().map(|p| (p.id(), p)).collect(),
+    };
+    let queries = draw_queries(&all, config.queries, config.seed);
+    let query_ids: Vec<&str> = queries.iter().map(|&q| all[q].id()).collect();
+    let query_vectors: Vec<Vec<f32>> = store
+        .vectors(VectorKind::Text, &query_ids)?
+        .into_iter()
+        .map(|v| v.expect("a stored product"))
+        .collect();
+    let has_images = store.meta().kinds.contains(&VectorKind::Image);
     let mut notes = Vec::new();
     let k_max = *KS.last().unwrap();
     let mut methods = Vec::new();
 
     // Keyword baseline.
-    let titles: Vec<&str> = index
-        .header
-        .products
-        .iter()
-        .map(|p| p.product.text.as_str())
-        .collect();
+    let titles: Vec<&str> = all.iter().map(|p| p.product.text.as_str()).collect();
     let tfidf = Tfidf::new(&titles);
     let mut tally = Tally::new();
     for &q in &queries {
         let started = Instant::now();
-        let hits = tfidf.search(titles[q], k_max, |i| i != q);
+        let hits: Vec<Hit> = tfidf
+            .search(titles[q], k_max, |i| i != q)
+            .into_iter()
+            .map(|h| Hit {
+                id: all[h.row].id().to_string(),
+                score: h.score,
+            })
+            .collect();
         tally.seconds += started.elapsed().as_secs_f64();
-        tally.add(index, q, &hits);
+        tally.add(&products, &all[q], &hits)?;
     }
     methods.push(tally.finish(
         "keyword (TF-IDF)".into(),
@@ -254,7 +267,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         notes.push(format!(
             "catalogue `{}` has no image vectors: the image and average search types and \
              diversification are unavailable; only query->description is measured",
-            index.header.catalog
+            store.meta().catalog
         ));
         vec![Mode::Description]
     };
@@ -263,17 +276,15 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         variants.extend(config.diversify.iter().copied());
     }
     for &mode in &modes {
-        let vectors = searcher.product_vectors(mode, 0.5)?;
         for diversify in &variants {
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = *diversify;
             let mut tally = Tally::new();
-            for &q in &queries {
+            for (j, &q) in queries.iter().enumerate() {
                 let started = Instant::now();
-                let hits =
-                    searcher.rank_over(&vectors, &text[q * d..(q + 1) * d], &ranking, Some(q))?;
+                let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;
                 tally.seconds += started.elapsed().as_secs_f64();
-                tally.add(index, q, &hits);
+                tally.add(&products, &all[q], &hits)?;
             }
             let name = match diversify {
                 Diversify::None => mode.name().to_string(),
@@ -287,13 +298,12 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
     if config.sweep_alpha && has_images {
         for step in 0..=10 {
             let alpha = step as f32 / 10.0;
-            let vectors = searcher.product_vectors(Mode::Average, alpha)?;
-            let ranking = Ranking::new(Mode::Average, 10);
+            let mut ranking = Ranking::new(Mode::Average, 10);
+            ranking.alpha = alpha;
             let mut tally = Tally::new();
-            for &q in &queries {
-                let hits =
-                    searcher.rank_over(&vectors, &text[q * d..(q + 1) * d], &ranking, Some(q))?;
-                tally.add(index, q, &hits);
+            for (j, &q) in queries.iter().enumerate() {
+                let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;
+                tally.add(&products, &all[q], &hits)?;
             }
             let n = queries.len().max(1) as f64;
             alpha_sweep.push(AlphaPoint {
@@ -306,12 +316,13 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         notes.push("alpha sweep skipped: no image vectors".into());
     }
 
+    let meta = store.meta();
     Ok(EvalReport {
-        catalog: index.header.catalog.clone(),
-        split: index.header.split.clone(),
-        model: index.header.model.clone(),
-        products: index.len(),
-        products_with_image: index.header.products.iter().filter(|p| p.has_image).count(),
+        catalog: meta.catalog.clone(),
+        split: config.split.clone(),
+        model: meta.model.clone(),
+        products: all.len(),
+        products_with_image: all.iter().filter(|p| p.has_image).count(),
         queries: queries.len(),
         seed: config.seed,
         config: config.clone(),

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::index::Hit;
+use crate::store::Hit;
 
 /// Results reordered by the reference method: the top 50.
 pub const POOL: usize = 50;
@@ -40,12 +40,12 @@ impl Diversify {
         }
     }
 
-    /// Reorders `hits` (best first); `image` gives a hit's image vector. Only the first
-    /// [`POOL`] hits are reordered; the rest keep their place.
+    /// Reorders `hits` (best first); `image(i)` gives the image vector of `hits[i]`.
+    /// Only the first [`POOL`] hits are reordered; the rest keep their place.
     pub fn apply<'a>(&self, hits: &[Hit], image: impl Fn(usize) -> &'a [f32]) -> Vec<Hit> {
         let n = hits.len().min(POOL);
         let (pool, rest) = hits.split_at(n);
-        let vectors: Vec<&[f32]> = pool.iter().map(|h| image(h.index)).collect();
+        let vectors: Vec<&[f32]> = (0..n).map(image).collect();
         let mut out = match *self {
             Diversify::None => pool.to_vec(),
             Diversify::KMeans { clusters, seed } => {
@@ -149,7 +149,7 @@ pub fn round_robin(hits: &[Hit], clusters: &[usize]) -> Vec<Hit> {
             hits.iter()
                 .zip(clusters)
                 .filter(|(_, &a)| a == c)
-                .map(|(h, _)| *h)
+                .map(|(h, _)| h.clone())
                 .collect()
         })
         .collect();
@@ -189,7 +189,7 @@ pub fn mmr(hits: &[Hit], vectors: &[&[f32]], lambda: f32) -> Vec<Hit> {
             max_sim[i] = max_sim[i].max(dot(vectors[i], vectors[best]));
         }
     }
-    picked.into_iter().map(|i| hits[i]).collect()
+    picked.into_iter().map(|i| hits[i].clone()).collect()
 }
 
 #[cfg(test)]
@@ -199,7 +199,7 @@ mod tests {
     fn hits(n: usize) -> Vec<Hit> {
         (0..n)
             .map(|i| Hit {
-                index: i,
+                id: i.to_string(),
                 score: 1.0 - i as f32 * 0.01,
             })
             .collect()
@@ -248,7 +248,7 @@ mod tests {
         let h = hits(6);
         // Clusters by rank: a a b a c b
         let out = round_robin(&h, &[0, 0, 1, 0, 2, 1]);
-        let idx: Vec<usize> = out.iter().map(|h| h.index).collect();
+        let idx: Vec<usize> = out.iter().map(|h| h.id.parse::<usize>().unwrap()).collect();
         assert_eq!(idx, [0, 2, 4, 1, 5, 3]);
     }
 
@@ -265,7 +265,10 @@ mod tests {
         let h = hits(3);
         let vectors = [vec![1.0f32, 0.0], vec![1.0, 0.0], vec![0.0, 1.0]];
         let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
-        let idx: Vec<usize> = mmr(&h, &refs, 0.5).iter().map(|h| h.index).collect();
+        let idx: Vec<usize> = mmr(&h, &refs, 0.5)
+            .iter()
+            .map(|h| h.id.parse::<usize>().unwrap())
+            .collect();
         assert_eq!(idx, [0, 2, 1]);
     }
 
@@ -279,14 +282,19 @@ mod tests {
         }
         .apply(&h, |i| vectors[i].as_slice());
         assert_eq!(&out[POOL..], &h[POOL..]);
-        let first: std::collections::HashSet<usize> =
-            out[..5].iter().map(|h| h.index % 5).collect();
+        let first: std::collections::HashSet<usize> = out[..5]
+            .iter()
+            .map(|h| h.id.parse::<usize>().unwrap() % 5)
+            .collect();
         assert_eq!(
             first.len(),
             5,
             "the first five results come from five different looks"
         );
-        let mut sorted: Vec<usize> = out[..POOL].iter().map(|h| h.index).collect();
+        let mut sorted: Vec<usize> = out[..POOL]
+            .iter()
+            .map(|h| h.id.parse::<usize>().unwrap())
+            .collect();
         sorted.sort();
         assert_eq!(sorted, (0..POOL).collect::<Vec<_>>());
     }

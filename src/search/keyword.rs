@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::index::Hit;
+use crate::store::scan::RowHit;
 
 /// Lowercased tokens of two or more alphanumeric characters (sklearn's `(?u)\b\w\w+\b`).
 pub fn tokenize(text: &str) -> Vec<String> {
@@ -75,7 +75,7 @@ impl Tfidf {
     /// The `k` documents most similar to `query`, best first (ties by document order),
     /// skipping documents for which `keep` is false. Documents sharing no term with the
     /// query are not returned.
-    pub fn search(&self, query: &str, k: usize, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
+    pub fn search(&self, query: &str, k: usize, keep: impl Fn(usize) -> bool) -> Vec<RowHit> {
         let mut tf: HashMap<usize, f32> = HashMap::new();
         for token in tokenize(query) {
             if let Some(&t) = self.vocab.get(&token) {
@@ -94,13 +94,13 @@ impl Tfidf {
                 scores[d as usize] += w * v;
             }
         }
-        let mut hits: Vec<Hit> = scores
+        let mut hits: Vec<RowHit> = scores
             .iter()
             .enumerate()
             .filter(|&(d, &s)| s > 0.0 && keep(d))
-            .map(|(index, &score)| Hit { index, score })
+            .map(|(row, &score)| RowHit { row, score })
             .collect();
-        let by_score = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index));
+        let by_score = |a: &RowHit, b: &RowHit| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row));
         if hits.len() > k {
             hits.select_nth_unstable_by(k, by_score);
             hits.truncate(k);
@@ -132,15 +132,15 @@ mod tests {
         ];
         let index = Tfidf::new(&docs);
         let hits = index.search("black leather belt", 4, |_| true);
-        assert_eq!(hits[0].index, 0);
+        assert_eq!(hits[0].row, 0);
         assert!(
             (hits[0].score - 1.0).abs() < 1e-5,
             "identical document scores 1"
         );
         // "leather belt" (rare) beats "black" (common).
-        assert_eq!(hits[1].index, 2);
+        assert_eq!(hits[1].row, 2);
         let hits = index.search("black leather belt", 4, |d| d != 0);
-        assert_eq!(hits[0].index, 2);
+        assert_eq!(hits[0].row, 2);
         assert!(index.search("sandals", 4, |_| true).is_empty());
     }
 }

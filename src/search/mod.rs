@@ -1,10 +1,10 @@
-//! Search: turns a query (text, image, or both) into a vector with the index's own
+//! Search: turns a query (text, image, or both) into a vector with the store's own
 //! model, ranks products by the chosen vectors, and optionally diversifies the list.
 
 pub mod diversify;
 pub mod keyword;
 
-use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Result};
 use clap::ValueEnum;
@@ -13,8 +13,8 @@ use serde::Serialize;
 
 pub use diversify::Diversify;
 
-use crate::encoder::{fuse, fuse_rows, Model};
-use crate::index::{top_k, Hit, Index, VectorKind};
+use crate::encoder::{fuse, Model};
+use crate::store::{Candidates, Hit, Space, Store, VectorKind};
 
 /// Which product vectors a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -68,6 +68,9 @@ pub struct ResultRow {
     pub title: String,
     pub broad: Option<String>,
     pub fine: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    pub has_image: bool,
 }
 
 /// How to rank: which vectors, how many, and the list's post-processing.
@@ -90,39 +93,52 @@ impl Ranking {
             diversify: Diversify::None,
         }
     }
+
+    /// The vector space this ranking compares queries with.
+    pub fn space(&self) -> Result<Space> {
+        if self.mode == Mode::Average && (self.alpha - 0.5).abs() > 1e-6 {
+            ensure!(
+                (0.0..=1.0).contains(&self.alpha),
+                "alpha must be within 0..1"
+            );
+            return Ok(Space::Blend { alpha: self.alpha });
+        }
+        Ok(Space::Kind(self.mode.kind()))
+    }
 }
 
-/// Searches one index with the model that built it.
+/// Searches one store with the model that built it.
 pub struct Searcher<'a> {
-    pub index: &'a Index,
+    pub store: &'a dyn Store,
     /// Needed only to embed new queries; ranking by stored vectors works without it.
     model: Option<&'a Model>,
 }
 
 impl<'a> Searcher<'a> {
-    /// Pairs an index with a model, refusing a model other than the index's own: vectors
+    /// Pairs a store with a model, refusing a model other than the store's own: vectors
     /// from two models live in different spaces and their scores mean nothing together.
-    pub fn new(index: &'a Index, model: &'a Model) -> Result<Self> {
-        if index.header.model != model.id() || index.dim() != model.dim() {
+    pub fn new(store: &'a dyn Store, model: &'a Model) -> Result<Self> {
+        let meta = store.meta();
+        if meta.model != model.id() || meta.dim != model.dim() {
             bail!(
                 "this index was built with model `{}` ({}-d), but the query model is `{}` ({}-d); \
                  search with the index's model or rebuild the index",
-                index.header.model,
-                index.dim(),
+                meta.model,
+                meta.dim,
                 model.id(),
                 model.dim()
             );
         }
         Ok(Searcher {
-            index,
+            store,
             model: Some(model),
         })
     }
 
-    /// A searcher that ranks by query vectors taken from the index itself (evaluation),
-    /// so it needs no model.
-    pub fn stored_vectors_only(index: &'a Index) -> Self {
-        Searcher { index, model: None }
+    /// A searcher that ranks by query vectors taken from the store itself (evaluation,
+    /// "more like this"), so it needs no model.
+    pub fn stored_vectors_only(store: &'a dyn Store) -> Self {
+        Searcher { store, model: None }
     }
 
     fn model(&self) -> Result<&'a Model> {
@@ -158,101 +174,82 @@ impl<'a> Searcher<'a> {
         }
     }
 
-    /// The product vectors a mode ranks by. Average mode with `alpha != 0.5` fuses
-    /// text and image vectors on the fly.
-    pub fn product_vectors(&self, mode: Mode, alpha: f32) -> Result<Cow<'a, [f32]>> {
-        let index = self.index;
-        let missing = |kind: VectorKind| {
-            anyhow::anyhow!(
-                "this index has no {kind:?} vectors (it holds {:?}): the catalogue `{}` has no images, \
-                 or the index was built without an image tower",
-                index.kinds(),
-                index.header.catalog
-            )
-        };
-        if mode == Mode::Average && (alpha - 0.5).abs() > 1e-6 {
-            ensure!((0.0..=1.0).contains(&alpha), "alpha must be within 0..1");
-            let text = index
-                .vectors(VectorKind::Text)
-                .ok_or_else(|| missing(VectorKind::Text))?;
-            let image = index
-                .vectors(VectorKind::Image)
-                .ok_or_else(|| missing(VectorKind::Image))?;
-            return Ok(Cow::Owned(fuse_rows(text, image, index.dim(), alpha)));
-        }
-        let kind = mode.kind();
-        index
-            .vectors(kind)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| missing(kind))
-    }
-
-    /// Ranks products against a query vector over precomputed product vectors;
-    /// `exclude` drops one product (evaluation excludes the query's own).
-    pub fn rank_over(
-        &self,
-        vectors: &[f32],
-        query: &[f32],
-        ranking: &Ranking,
-        exclude: Option<usize>,
-    ) -> Result<Vec<Hit>> {
-        let products = &self.index.header.products;
-        let image_only = ranking.mode == Mode::Image;
+    /// Ranks products against a query vector; `exclude` drops products (evaluation
+    /// excludes the query's own).
+    pub fn rank(&self, query: &[f32], ranking: &Ranking, exclude: &[&str]) -> Result<Vec<Hit>> {
         let pool = if ranking.diversify == Diversify::None {
             ranking.k
         } else {
             ranking.k.max(diversify::POOL)
         };
-        let hits = top_k(vectors, self.index.dim(), query, pool, |i| {
-            Some(i) != exclude && (!image_only || products[i].has_image)
-        });
+        let candidates = Candidates {
+            exclude,
+            with_image_only: ranking.mode == Mode::Image,
+        };
+        let space = ranking.space()?;
+        let needed = match space {
+            Space::Kind(kind) => vec![kind],
+            Space::Blend { .. } => vec![VectorKind::Text, VectorKind::Image],
+        };
+        let meta = self.store.meta();
+        for kind in needed {
+            ensure!(
+                meta.kinds.contains(&kind),
+                "this index has no {kind:?} vectors (it holds {:?}): the catalogue `{}` has no images, \
+                 or it was indexed without an image tower",
+                meta.kinds,
+                meta.catalog
+            );
+        }
+        let hits = self.store.top_k(space, query, pool, &candidates)?;
         let mut hits = match ranking.diversify {
             Diversify::None => hits,
             method => {
-                let image = self.index.vectors(VectorKind::Image).ok_or_else(|| {
-                    anyhow::anyhow!("diversification needs image vectors; this index has none")
-                })?;
-                let d = self.index.dim();
-                method.apply(&hits, |i| &image[i * d..(i + 1) * d])
+                ensure!(
+                    self.store.meta().kinds.contains(&VectorKind::Image),
+                    "diversification needs image vectors; this index has none"
+                );
+                let n = hits.len().min(diversify::POOL);
+                let ids: Vec<&str> = hits[..n].iter().map(|h| h.id.as_str()).collect();
+                let dim = self.store.meta().dim;
+                let vectors: Vec<Vec<f32>> = self
+                    .store
+                    .vectors(VectorKind::Image, &ids)?
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| vec![0.0; dim]))
+                    .collect();
+                method.apply(&hits, |i| vectors[i].as_slice())
             }
         };
         hits.truncate(ranking.k);
         Ok(hits)
     }
 
-    /// Ranks products against a query vector.
-    pub fn rank(
-        &self,
-        query: &[f32],
-        ranking: &Ranking,
-        exclude: Option<usize>,
-    ) -> Result<Vec<Hit>> {
-        let vectors = self.product_vectors(ranking.mode, ranking.alpha)?;
-        self.rank_over(&vectors, query, ranking, exclude)
-    }
-
     /// Query -> result rows for display.
     pub fn search(&self, query: &Query, ranking: &Ranking) -> Result<Vec<ResultRow>> {
         let vector = self.embed(query)?;
-        let hits = self.rank(&vector, ranking, None)?;
-        Ok(self.rows(&hits))
+        let hits = self.rank(&vector, ranking, &[])?;
+        self.rows(&hits)
     }
 
-    /// Hits -> rows with the products' fields.
-    pub fn rows(&self, hits: &[Hit]) -> Vec<ResultRow> {
-        hits.iter()
-            .enumerate()
-            .map(|(r, hit)| {
-                let p = &self.index.product(hit.index).product;
-                ResultRow {
-                    rank: r + 1,
-                    score: hit.score,
-                    id: p.id.clone(),
-                    title: p.text.clone(),
-                    broad: p.broad.clone(),
-                    fine: p.fine.clone(),
-                }
-            })
-            .collect()
+    /// Hits -> rows with the products' fields (a product deleted meanwhile is skipped).
+    pub fn rows(&self, hits: &[Hit]) -> Result<Vec<ResultRow>> {
+        let mut rows = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some(p) = self.store.product(&hit.id)? else {
+                continue;
+            };
+            rows.push(ResultRow {
+                rank: rows.len() + 1,
+                score: hit.score,
+                id: p.product.id,
+                title: p.product.text,
+                broad: p.product.broad,
+                fine: p.product.fine,
+                attributes: p.product.attributes,
+                has_image: p.has_image,
+            });
+        }
+        Ok(rows)
     }
 }

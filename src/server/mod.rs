@@ -4,38 +4,57 @@
 //! - `POST /api/search?...` with an image (JPEG/PNG/WebP bytes) as the body: search by
 //!   image, with `q` too for a combined query (`text_weight` sets the mix)
 //! - `GET  /images/{id}` a product's image, `GET /health`, `GET /` the page
+//! - `GET  /api/products/{id}` one stored product
+//! - `PUT  /api/products/{id}` add or replace a product (JSON, image as `image_base64`),
+//!   `DELETE /api/products/{id}`: only when the server has a write key, checked as a
+//!   bearer token (403 without a key configured, 401 for a missing or wrong one)
 //!
 //! Embedding and ranking are CPU-bound, so each request runs on tokio's blocking pool
-//! and the async workers stay free to accept connections.
+//! and the async workers stay free to accept connections. A background thread looks
+//! for changes to the store (from this server's writes or any other process's, such as
+//! `vitrina upsert`) every [`REFRESH_EVERY`] and swaps in a new snapshot; a request
+//! searches the snapshot it started with, so it never sees half of a change.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::ProductInput;
 use crate::encoder::preprocess::decode_image;
 use crate::encoder::Model;
-use crate::index::Index;
+use crate::indexing::{embed_entries, vector_hash, Report};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
+use crate::store::{EmbeddedWriter, LiveStore, Store, StoreWriter};
 
 const PAGE: &str = include_str!("page.html");
 /// Largest accepted upload: a phone photo fits comfortably.
 const MAX_UPLOAD: usize = 20 * 1024 * 1024;
 const MAX_K: usize = 200;
+/// How often the store is checked for changes made by other writers.
+pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
+/// Folder (inside the store folder) for images uploaded through the write API.
+const UPLOADS: &str = "uploads";
+
+/// What `serve` is started with besides the store and the model.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Enables the write routes for requests with `Authorization: Bearer KEY`.
+    pub write_key: Option<String>,
+}
 
 struct AppState {
-    index: Index,
+    store: LiveStore,
     model: Model,
-    /// Product id -> position, for image requests (a page asks for dozens at once).
-    by_id: std::collections::HashMap<String, usize>,
+    options: ServeOptions,
 }
 
 /// Search parameters shared by the GET and POST forms.
@@ -139,7 +158,8 @@ fn run_search(
         image,
         text_weight: params.text_weight.unwrap_or(0.5),
     };
-    let searcher = Searcher::new(&state.index, &state.model)
+    let snapshot = state.store.snapshot();
+    let searcher = Searcher::new(&*snapshot, &state.model)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let hits = searcher
         .search(&query, &ranking)
@@ -179,9 +199,9 @@ async fn search_post(
 }
 
 async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let found = state.by_id.get(&id).map(|&i| state.index.product(i));
-    let Some(path) = found.and_then(|p| p.product.image.clone()) else {
-        return (StatusCode::NOT_FOUND, "no such product image").into_response();
+    let found = state.store.snapshot().product(&id).ok().flatten();
+    let Some(path) = found.and_then(|p| p.product.image) else {
+        return ApiError(StatusCode::NOT_FOUND, "no such product image".into()).into_response();
     };
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
@@ -199,19 +219,190 @@ async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String
             )
                 .into_response()
         }
-        Err(_) => (StatusCode::NOT_FOUND, "image file missing").into_response(),
+        Err(_) => ApiError(StatusCode::NOT_FOUND, "image file missing".into()).into_response(),
     }
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let h = &state.index.header;
+    let snapshot = state.store.snapshot();
+    let meta = snapshot.meta();
     Json(serde_json::json!({
         "status": "ok",
-        "catalog": h.catalog,
-        "products": h.products.len(),
-        "model": h.model,
-        "vectors": state.index.kinds(),
+        "catalog": meta.catalog,
+        "products": snapshot.len(),
+        "model": meta.model,
+        "vectors": meta.kinds,
     }))
+}
+
+async fn get_product(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.store.snapshot().product(&id) {
+        Ok(Some(p)) => Ok(Json(p).into_response()),
+        Ok(None) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no product {id:?}"),
+        )),
+        Err(e) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{e:#}"),
+        )),
+    }
+}
+
+/// Checks the bearer token of a write request in constant time.
+fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &state.options.write_key else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "writes are disabled on this server: start it with --write-key-file FILE (or VITRINA_WRITE_KEY)".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = given.len() == key.len()
+        && given
+            .bytes()
+            .zip(key.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong write key (Authorization: Bearer KEY)".into(),
+        ))
+    }
+}
+
+/// Stores an uploaded image under the store folder (named by a hash of the product id,
+/// so no id can name a path) and returns its path.
+fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::PathBuf, ApiError> {
+    decode_image(bytes).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("image_base64: {e:#}"),
+        )
+    })?;
+    let ext = match image::guess_format(bytes) {
+        Ok(image::ImageFormat::Png) => "png",
+        Ok(image::ImageFormat::WebP) => "webp",
+        _ => "jpg",
+    };
+    let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let dir = state.store.dir().join(UPLOADS);
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let path = dir.join(format!(
+        "{:016x}.{ext}",
+        crate::catalog::fnv1a64(id.as_bytes())
+    ));
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(internal)?;
+    std::fs::write(tmp.path(), bytes).map_err(internal)?;
+    tmp.as_file().sync_all().map_err(internal)?;
+    tmp.persist(&path).map_err(|e| internal(e.error))?;
+    Ok(path)
+}
+
+fn put_product_blocking(
+    state: &AppState,
+    id: &str,
+    body: &[u8],
+) -> Result<serde_json::Value, ApiError> {
+    let input: ProductInput = serde_json::from_slice(body)
+        .map_err(|e| bad_request(format!("invalid product JSON: {e}")))?;
+    if input.id.as_deref().is_some_and(|given| given != id) {
+        return Err(bad_request(format!(
+            "the body's id {:?} differs from the URL's {id:?}",
+            input.id.as_deref().unwrap_or_default()
+        )));
+    }
+    if input.image.is_some() {
+        return Err(bad_request(
+            "`image` paths are not accepted over HTTP: send the image bytes as `image_base64`",
+        ));
+    }
+    let image = match &input.image_base64 {
+        Some(b64) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad_request(format!("image_base64 is not base64: {e}")))?;
+            Some(save_upload(state, id, &bytes)?)
+        }
+        None => None,
+    };
+    let mut input = input;
+    input.id = Some(id.to_string());
+    input.image_base64 = None;
+    let (mut product, _) = input
+        .into_product(None)
+        .map_err(|e| bad_request(format!("{e:#}")))?;
+    product.image = image;
+    let internal = |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+    let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
+    let meta = writer.current().meta().clone();
+    let mut report = Report::default();
+    let hash = vector_hash(&product).0;
+    let entries = embed_entries(
+        &state.model,
+        &meta,
+        std::slice::from_ref(&product),
+        &[hash],
+        writer.current(),
+        &mut report,
+    )
+    .map_err(internal)?;
+    let has_image = entries[0].product.has_image;
+    writer.upsert(entries).map_err(internal)?;
+    writer.finish().map_err(internal)?;
+    drop(writer);
+    state.store.refresh().map_err(internal)?;
+    Ok(serde_json::json!({ "id": id, "upserted": true, "has_image": has_image }))
+}
+
+async fn put_product(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorise(&state, &headers)?;
+    tokio::task::spawn_blocking(move || put_product_blocking(&state, &id, &body))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map(Json)
+}
+
+async fn delete_product(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorise(&state, &headers)?;
+    tokio::task::spawn_blocking(move || {
+        let internal =
+            |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+        let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
+        let deleted = writer.delete(std::slice::from_ref(&id)).map_err(internal)?;
+        writer.finish().map_err(internal)?;
+        drop(writer);
+        state.store.refresh().map_err(internal)?;
+        if deleted.is_empty() {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no product {id:?}"),
+            ));
+        }
+        Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// The router, separate from `serve` so tests can drive it without a socket.
@@ -221,24 +412,43 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/api/search", get(search_get).post(search_post))
         .route("/images/{id}", get(product_image))
+        .route(
+            "/api/products/{id}",
+            get(get_product).put(put_product).delete(delete_product),
+        )
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(state)
 }
 
-/// Serves `index` with `model` on `addr` until Ctrl-C.
-pub fn serve(index: Index, model: Model, addr: SocketAddr) -> Result<()> {
-    Searcher::new(&index, &model)?; // refuse a mismatched model before listening
-    let by_id = index
-        .header
-        .products
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.product.id.clone(), i))
-        .collect();
+/// Serves a store with `model` on `addr` until Ctrl-C, following the store's changes.
+pub fn serve(
+    store: LiveStore,
+    model: Model,
+    addr: SocketAddr,
+    options: ServeOptions,
+) -> Result<()> {
+    Searcher::new(&*store.snapshot(), &model)?; // refuse a mismatched model before listening
     let state = Arc::new(AppState {
-        index,
+        store,
         model,
-        by_id,
+        options,
+    });
+    let watcher = Arc::downgrade(&state);
+    std::thread::spawn(move || {
+        let mut failing = false;
+        while let Some(state) = watcher.upgrade() {
+            match state.store.refresh() {
+                Ok(_) => failing = false,
+                // Keep serving the last good snapshot; say so once per failure streak.
+                Err(e) if !failing => {
+                    failing = true;
+                    eprintln!("cannot read changes to the index (still serving the last good state): {e:#}");
+                }
+                Err(_) => {}
+            }
+            drop(state);
+            std::thread::sleep(REFRESH_EVERY);
+        }
     });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -246,9 +456,14 @@ pub fn serve(index: Index, model: Model, addr: SocketAddr) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!(
-            "serving {} products on http://{}",
-            state.index.len(),
-            listener.local_addr()?
+            "serving {} products on http://{}{}",
+            state.store.snapshot().len(),
+            listener.local_addr()?,
+            if state.options.write_key.is_some() {
+                " (write API enabled)"
+            } else {
+                ""
+            }
         );
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, TrainConfig};
 use crate::catalog::{Catalog, Split};
 use crate::encoder::{embed_texts_cached, ImageTower, MiniLm, TextEncoder, TowerConfig};
-use crate::indexing::progress_bar;
+use crate::progress::{progress_bar, Progress};
 
 /// File names inside a model folder.
 pub const WEIGHTS_FILE: &str = "image_tower.safetensors";
@@ -46,9 +46,9 @@ pub fn train_and_save(
 ) -> Result<ModelCard> {
     let pairs_for = |products: &[crate::catalog::Product], what: &str| -> Result<PairSet> {
         let texts: Vec<&str> = products.iter().map(|p| p.text.as_str()).collect();
-        let bar = progress_bar(texts.len(), &format!("embedding {what} titles"));
-        let text = embed_texts_cached(minilm, &texts, |n| bar.inc(n as u64))?.vectors;
-        bar.finish_and_clear();
+        let bar = Progress::new(texts.len(), &format!("embedding {what} titles"));
+        let text = embed_texts_cached(minilm, &texts, |n| bar.inc(n))?.vectors;
+        bar.finish();
         let (pairs, rejected) = PairSet::build(products, &text, minilm.dim(), &config.tower);
         for r in &rejected {
             eprintln!("{what}: product {} skipped: {}", r.id, r.reason);

@@ -12,7 +12,7 @@ use super::PairSet;
 use crate::catalog::Product;
 use crate::encoder::{ImageEncoder, ImageTower};
 use crate::eval::metrics::{precision_at_k, rank_of};
-use crate::index::top_k;
+use crate::store::scan::top_k;
 
 /// Text -> image retrieval figures on held-out pairs.
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +78,7 @@ pub fn held_out(
         let hits = top_k(&images, dim, &text[q * dim..(q + 1) * dim], 10, |i| i != q);
         for (fine, precision, chance) in [(false, &mut bp, &mut bc), (true, &mut fp, &mut fc)] {
             let Some(want) = label(q, fine) else { continue };
-            let got: Vec<Option<&str>> = hits.iter().map(|h| label(h.index, fine)).collect();
+            let got: Vec<Option<&str>> = hits.iter().map(|h| label(h.row, fine)).collect();
             *precision += precision_at_k(want, &got, 10);
             let same = (0..n)
                 .filter(|&i| i != q && label(i, fine) == Some(want))

@@ -1,0 +1,394 @@
+//! The embedded store: a folder that follows a live catalogue.
+//!
+//! - `index.vitrina`: the base file (see [`super::file`]), every product as of the last
+//!   compaction, checksummed, replaced only by atomic rename;
+//! - `wal-NNNNNN.log`: the write-ahead log of changes since (see [`super::wal`]), each
+//!   batch synced before it is acknowledged;
+//! - `write.lock`: held by the one writer at a time (other writers wait for it).
+//!
+//! Readers take no lock: they read the base, then the log up to its last complete
+//! record, and [`LiveStore::refresh`] later reads only what was appended since, so a
+//! server sees another process's writes within its polling interval and always
+//! searches a consistent snapshot. Compaction writes a new base (and a new log
+//! generation) when the log grows past a quarter of the base, or at the end of a sync.
+//!
+//! Why this and not an embedded database (redb, LMDB): a search scans every vector of
+//! a kind, so the vectors must sit in contiguous arrays in memory whatever the storage;
+//! a key-value store would add a second copy and a B-tree for what is one append-only
+//! log and one array file here. redb also allows one process at a time, which rules out
+//! a CLI writing while a server reads; LMDB allows that but does not checksum its
+//! pages, so a damaged file could be read as wrong vectors instead of being refused.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{bail, Context, Result};
+
+use super::file::{self, base_path, TMP_PREFIX};
+use super::snapshot::Snapshot;
+use super::wal::{self, Op};
+use super::{Entry, Store, StoreInfo, StoreMeta, StoreWriter};
+
+const LOCK_FILE: &str = "write.lock";
+/// The log is folded into the base once it is larger than this share of the base...
+const COMPACT_SHARE: u64 = 4;
+/// ...and at least this large.
+const COMPACT_MIN_BYTES: u64 = 16 << 20;
+
+/// Identity of the base file: a new base (compaction, rebuild) is a new inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BaseId {
+    dev: u64,
+    ino: u64,
+}
+
+fn base_id(dir: &Path) -> Result<BaseId> {
+    let m = std::fs::metadata(base_path(dir))
+        .with_context(|| format!("no index at {}", base_path(dir).display()))?;
+    Ok(BaseId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// How far a snapshot has read the store's files.
+#[derive(Debug, Clone)]
+struct Position {
+    base: BaseId,
+    generation: u64,
+    /// Offset in the log up to which records were applied; 0 before its header is read.
+    wal_offset: u64,
+    base_bytes: u64,
+}
+
+/// True if `dir` holds a store.
+pub fn exists(dir: &Path) -> bool {
+    base_path(dir).is_file()
+}
+
+/// Reads the store: base, then the log. Retries when a compaction replaces the base
+/// between the two reads.
+fn load(dir: &Path) -> Result<(Snapshot, Position, Option<u64>)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before = base_id(dir)?;
+        let base = file::read(dir)?;
+        let after = base_id(dir)?;
+        if before != after && attempt < 5 {
+            continue;
+        }
+        let generation = base.wal_generation;
+        let log = wal::path(dir, generation);
+        let mut snapshot = Snapshot::on_base(base.meta.clone(), Arc::new(base.segment));
+        let mut position = Position {
+            base: after,
+            generation,
+            wal_offset: 0,
+            base_bytes: base.bytes,
+        };
+        let mut incomplete = None;
+        if log.is_file() {
+            match wal::read(&log, 0, generation, &base.meta) {
+                Ok(read) => {
+                    snapshot.apply(&read.ops);
+                    position.wal_offset = read.end;
+                    incomplete = read.incomplete_at;
+                }
+                Err(_) if attempt < 5 && base_id(dir).ok() != Some(after) => continue,
+                Err(e) => return Err(e),
+            }
+        } else if attempt < 5 && base_id(dir).ok() != Some(after) {
+            continue;
+        }
+        return Ok((snapshot, position, incomplete));
+    }
+}
+
+fn info_of(dir: &Path, snapshot: &Snapshot) -> StoreInfo {
+    let mut info = snapshot.info();
+    let bytes = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .ok();
+    info.bytes_on_disk = bytes;
+    info.location = dir.display().to_string();
+    info
+}
+
+/// A store folder opened for reading, that can pick up changes made since.
+pub struct LiveStore {
+    dir: PathBuf,
+    current: RwLock<Arc<Snapshot>>,
+    position: Mutex<Position>,
+}
+
+impl LiveStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let (snapshot, position, _) = load(dir)?;
+        Ok(LiveStore {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(snapshot)),
+            position: Mutex::new(position),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current snapshot; it stays valid (and unchanged) while it is held.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads what was written since the last look; returns true if anything changed.
+    /// A new base (compaction) is read whole; otherwise only the new log records.
+    pub fn refresh(&self) -> Result<bool> {
+        let mut position = self.position.lock().unwrap_or_else(|e| e.into_inner());
+        if base_id(&self.dir)? != position.base {
+            let (snapshot, next, _) = load(&self.dir)?;
+            *position = next;
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+            return Ok(true);
+        }
+        let log = wal::path(&self.dir, position.generation);
+        if !log.is_file() {
+            return Ok(false);
+        }
+        let current = self.snapshot();
+        let read = match wal::read(
+            &log,
+            position.wal_offset,
+            position.generation,
+            current.meta(),
+        ) {
+            Ok(read) => read,
+            // Compacted between our two looks: the next refresh reads the new base.
+            Err(_) if base_id(&self.dir)? != position.base => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        position.wal_offset = read.end;
+        if read.ops.is_empty() {
+            return Ok(false);
+        }
+        let mut next = current.fork();
+        next.apply(&read.ops);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(true)
+    }
+
+    pub fn info(&self) -> StoreInfo {
+        info_of(&self.dir, &self.snapshot())
+    }
+}
+
+/// The one writer of a store folder (holds `write.lock` while it lives).
+pub struct EmbeddedWriter {
+    dir: PathBuf,
+    _lock: File,
+    wal: File,
+    wal_end: u64,
+    generation: u64,
+    base_bytes: u64,
+    state: Snapshot,
+    /// What opening found and repaired (an incomplete last write, leftover files).
+    pub notes: Vec<String>,
+}
+
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for another vitrina writing to {} to finish ...",
+                dir.display()
+            );
+            lock.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    Ok(lock)
+}
+
+impl EmbeddedWriter {
+    /// Opens the store in `dir` for writing, creating it for `meta` if there is none.
+    /// An existing store must hold vectors of the same model.
+    pub fn create(dir: &Path, meta: &StoreMeta) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create index folder {}", dir.display()))?;
+        let lock = take_lock(dir)?;
+        if !exists(dir) {
+            let empty = Snapshot::empty(meta.clone());
+            file::write(dir, meta, &empty.compacted(), 0)?;
+            wal::create(dir, 0)?;
+        }
+        let writer = Self::opened(dir, lock)?;
+        let have = writer.state.meta();
+        if have.model != meta.model || have.dim != meta.dim || have.kinds != meta.kinds {
+            bail!(
+                "{} holds products embedded by model `{}` ({}-d, {:?}); this run uses `{}` ({}-d, {:?}): \
+                 index into a new folder, or delete this one to rebuild it",
+                dir.display(),
+                have.model,
+                have.dim,
+                have.kinds,
+                meta.model,
+                meta.dim,
+                meta.kinds
+            );
+        }
+        Ok(writer)
+    }
+
+    /// Opens an existing store for writing.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !exists(dir) {
+            bail!(
+                "no index at {} (build one with `vitrina index --index {}`)",
+                base_path(dir).display(),
+                dir.display()
+            );
+        }
+        let lock = take_lock(dir)?;
+        Self::opened(dir, lock)
+    }
+
+    fn opened(dir: &Path, lock: File) -> Result<Self> {
+        let mut notes = Vec::new();
+        let (state, position, incomplete) = load(dir)?;
+        // Leftovers of interrupted writes: temporary files and logs of other generations.
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let stale_log = wal::generation_of(&name).is_some_and(|g| g != position.generation);
+            if (name.starts_with(TMP_PREFIX) || stale_log)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                notes.push(format!(
+                    "removed {} left by an interrupted write",
+                    entry.path().display()
+                ));
+            }
+        }
+        let log = wal::path(dir, position.generation);
+        let (wal, wal_end) = if log.is_file() {
+            let wal = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&log)
+                .with_context(|| format!("cannot open {}", log.display()))?;
+            if let Some(at) = incomplete {
+                wal.set_len(at)?;
+                wal.sync_all()?;
+                notes.push(format!(
+                    "{}: dropped an incomplete last write at byte {at} (cut short by a crash; it was never acknowledged)",
+                    log.display()
+                ));
+            }
+            (wal, position.wal_offset.max(wal::HEADER_LEN))
+        } else {
+            (wal::create(dir, position.generation)?, wal::HEADER_LEN)
+        };
+        Ok(EmbeddedWriter {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            wal,
+            wal_end,
+            generation: position.generation,
+            base_bytes: position.base_bytes,
+            state,
+            notes,
+        })
+    }
+
+    fn append(&mut self, op: Op) -> Result<()> {
+        let payload = op.encode(self.state.meta())?;
+        self.wal_end = wal::append(&mut self.wal, self.wal_end, &payload).with_context(|| {
+            format!(
+                "cannot write to {}",
+                wal::path(&self.dir, self.generation).display()
+            )
+        })?;
+        self.state.apply(&[op]);
+        Ok(())
+    }
+
+    /// Bytes in the log not yet folded into the base.
+    pub fn log_bytes(&self) -> u64 {
+        self.wal_end - wal::HEADER_LEN
+    }
+
+    /// Folds the log into a new base file and starts a new log; returns the base's size.
+    pub fn compact(&mut self) -> Result<u64> {
+        let meta = self.state.meta().clone();
+        let segment = self.state.compacted();
+        let next = self.generation + 1;
+        let bytes = file::write(&self.dir, &meta, &segment, next)?;
+        let wal = wal::create(&self.dir, next)?;
+        let old = wal::path(&self.dir, self.generation);
+        let _ = std::fs::remove_file(&old);
+        file::sync_dir(&self.dir)?;
+        self.wal = wal;
+        self.wal_end = wal::HEADER_LEN;
+        self.generation = next;
+        self.base_bytes = bytes;
+        self.state = Snapshot::on_base(meta, Arc::new(segment));
+        Ok(bytes)
+    }
+
+    pub fn info(&self) -> StoreInfo {
+        info_of(&self.dir, &self.state)
+    }
+}
+
+impl StoreWriter for EmbeddedWriter {
+    fn upsert(&mut self, entries: Vec<Entry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let op = Op::upsert(self.state.meta(), entries)?;
+        self.append(op)
+    }
+
+    fn delete(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        let present = self.state.present(ids);
+        if !present.is_empty() {
+            self.append(Op::Delete(present.clone()))?;
+        }
+        Ok(present)
+    }
+
+    fn current(&self) -> &dyn Store {
+        &self.state
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let log = self.log_bytes();
+        if log > COMPACT_MIN_BYTES.max(self.base_bytes / COMPACT_SHARE)
+            || (log > 0 && self.state.delta_rows() > 100_000)
+        {
+            self.compact()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The base file of the embedded store: every product and its vectors as of the last
+//! compaction, checksummed.
+//!
+//! # Format (`DIR/index.vitrina`, version 2)
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | magic `VITRINA\0` |
+//! | 8..12 | format version, u32 little-endian |
+//! | 12..16 | CRC-32 of the header bytes |
+//! | 16..24 | header length `h`, u64 little-endian |
+//! | 24..24+h | header, UTF-8 JSON: store meta, the log generation that follows this base, products (with content hashes), vector blocks with their offsets and CRC-32 |
+//! | padding | zeros up to the next multiple of 64 |
+//! | blocks | each vector kind as `count x dim` f32 little-endian, row-major, 64-byte aligned |
+//!
+//! A base file is never changed once written: a new one is written to a temporary file,
+//! synced, and renamed over the old (a reader holds the old one or the new one, never
+//! half of each). It is read into memory rather than mapped, so even a file replaced in
+//! place by another tool (`cp` over it) cannot fault a running server. Every byte is
+//! checked on open: a truncated or damaged file is refused with its name.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::Segment;
+use super::{StoreMeta, StoredProduct, VectorKind};
+
+const MAGIC: &[u8; 8] = b"VITRINA\0";
+const VERSION: u32 = 2;
+const ALIGN: usize = 64;
+/// The base file's name inside the store folder.
+pub const FILE_NAME: &str = "index.vitrina";
+/// Prefix of temporary files; leftovers of an interrupted write are removed on open.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Block {
+    kind: VectorKind,
+    offset: u64,
+    crc32: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    meta: StoreMeta,
+    /// The write-ahead log that holds the changes made after this base.
+    wal_generation: u64,
+    products: Vec<StoredProduct>,
+    blocks: Vec<Block>,
+}
+
+pub(crate) fn base_path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync folder {}", dir.display()))
+}
+
+fn align(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Writes a base file atomically (temp file, sync, rename, sync folder); returns its size.
+pub(crate) fn write(
+    dir: &Path,
+    meta: &StoreMeta,
+    segment: &Segment,
+    generation: u64,
+) -> Result<u64> {
+    let rows = segment.products.len();
+    let block_bytes = rows * meta.dim * 4;
+    let mut header = Header {
+        meta: meta.clone(),
+        wal_generation: generation,
+        products: segment.products.clone(),
+        blocks: meta
+            .kinds
+            .iter()
+            .map(|&kind| Block {
+                kind,
+                offset: u64::MAX,
+                crc32: u32::MAX,
+            })
+            .collect(),
+    };
+    for block in &mut header.blocks {
+        let v = &segment.vectors[&block.kind];
+        ensure!(v.len() == rows * meta.dim, "{:?} block size", block.kind);
+        block.crc32 = crc32fast::hash(bytemuck::cast_slice(v));
+    }
+    // The header's length depends on the offsets it records, so lay it out with
+    // placeholder offsets of full width first, then fill in the real ones.
+    let probe = serde_json::to_vec(&header)?.len();
+    let first = align(24 + probe);
+    for (i, block) in header.blocks.iter_mut().enumerate() {
+        block.offset = (first + i * align(block_bytes)) as u64;
+    }
+    let mut json = serde_json::to_vec(&header)?;
+    // Real numbers print no wider than the placeholders, so pad back to the probed length.
+    json.resize(probe, b' ');
+
+    let path = base_path(dir);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let tmp_name = tmp.path().display().to_string();
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_le_bytes())?;
+        w.write_all(&crc32fast::hash(&json).to_le_bytes())?;
+        w.write_all(&(json.len() as u64).to_le_bytes())?;
+        w.write_all(&json)?;
+        let mut written = 24 + json.len();
+        for block in &header.blocks {
+            let pad = align(written) - written;
+            w.write_all(&vec![0u8; pad])?;
+            w.write_all(bytemuck::cast_slice(&segment.vectors[&block.kind]))?;
+            written += pad + block_bytes;
+        }
+        w.flush()
+            .with_context(|| format!("cannot write {tmp_name}"))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    sync_dir(dir)?;
+    Ok(std::fs::metadata(&path)?.len())
+}
+
+/// What a base file holds.
+pub(crate) struct Base {
+    pub meta: StoreMeta,
+    pub wal_generation: u64,
+    pub segment: Segment,
+    pub bytes: u64,
+}
+
+/// Reads and checks a base file.
+pub(crate) fn read(dir: &Path) -> Result<Base> {
+    let path = base_path(dir);
+    let mut file = File::open(&path).with_context(|| {
+        format!(
+            "no index at {} (build one with `vitrina index --index {}`)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let file_len = file.metadata()?.len();
+    let bad = |what: String| {
+        anyhow::anyhow!(
+            "{} is damaged: {what}; restore it from a backup or rebuild it with `vitrina index`",
+            path.display()
+        )
+    };
+    let mut prelude = [0u8; 24];
+    if file.read_exact(&mut prelude).is_err() || &prelude[..8] != MAGIC {
+        bail!("{} is not a vitrina index (wrong magic)", path.display());
+    }
+    let version = u32::from_le_bytes(prelude[8..12].try_into().unwrap());
+    if version != VERSION {
+        bail!(
+            "{} has format version {version}; this vitrina reads version {VERSION}: \
+             rebuild it with `vitrina index` into a new folder",
+            path.display()
+        );
+    }
+    let crc = u32::from_le_bytes(prelude[12..16].try_into().unwrap());
+    let h = u64::from_le_bytes(prelude[16..24].try_into().unwrap());
+    if h > file_len.saturating_sub(24) {
+        return Err(bad(format!(
+            "the header claims {h} bytes but the file has {file_len} (truncated?)"
+        )));
+    }
+    let mut json = vec![0u8; h as usize];
+    file.read_exact(&mut json)
+        .map_err(|e| bad(format!("cannot read the header: {e}")))?;
+    if crc32fast::hash(&json) != crc {
+        return Err(bad("the header fails its checksum".into()));
+    }
+    let header: Header =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("unreadable header: {e}")))?;
+    let meta = header.meta;
+    let kinds: Vec<VectorKind> = header.blocks.iter().map(|b| b.kind).collect();
+    if kinds != meta.kinds {
+        return Err(bad(format!(
+            "blocks {kinds:?} do not match the kinds {:?}",
+            meta.kinds
+        )));
+    }
+    let rows = header.products.len();
+    let floats = rows
+        .checked_mul(meta.dim)
+        .filter(|n| n.checked_mul(4).is_some_and(|b| b as u64 <= file_len))
+        .ok_or_else(|| {
+            bad(format!(
+                "{rows} products x {} dims exceed the file",
+                meta.dim
+            ))
+        })?;
+    let mut vectors = BTreeMap::new();
+    let mut blocks = header.blocks.clone();
+    blocks.sort_by_key(|b| b.offset);
+    for block in &blocks {
+        let end = block.offset.checked_add(floats as u64 * 4);
+        if block.offset % ALIGN as u64 != 0 || end.is_none_or(|e| e > file_len) {
+            return Err(bad(format!(
+                "the {:?} vectors lie outside the file (truncated?)",
+                block.kind
+            )));
+        }
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(block.offset))?;
+        let mut v = vec![0f32; floats];
+        file.read_exact(bytemuck::cast_slice_mut(&mut v))
+            .map_err(|e| bad(format!("cannot read the {:?} vectors: {e}", block.kind)))?;
+        if crc32fast::hash(bytemuck::cast_slice(&v)) != block.crc32 {
+            return Err(bad(format!(
+                "the {:?} vectors fail their checksum",
+                block.kind
+            )));
+        }
+        vectors.insert(block.kind, v);
+    }
+    let dim = meta.dim;
+    Ok(Base {
+        meta,
+        wal_generation: header.wal_generation,
+        segment: Segment::new(header.products, vectors, dim),
+        bytes: file_len,
+    })
+}

@@ -1,0 +1,240 @@
+//! The product store: every product's fields and vectors, known by product id.
+//!
+//! The rest of the code sees two narrow traits, in the manner of tantivy's `Directory`:
+//! [`Store`] (read: top k of a vector space among candidates, a product's vectors, a
+//! product) and [`StoreWriter`] (write: atomic batches of upserts and deletes). Rows,
+//! blocks and files stay inside this module. Two implementations live here:
+//!
+//! - [`MemoryStore`]: everything in RAM (evaluation without a folder, tests);
+//! - [`embedded`]: a folder on disk that follows a live catalogue: a checksummed base
+//!   file plus a write-ahead log, crash-safe, readable while another process writes.
+//!
+//! The PostgreSQL store implements the same traits.
+
+pub mod embedded;
+mod file;
+pub mod scan;
+mod snapshot;
+mod wal;
+
+pub use embedded::{EmbeddedWriter, LiveStore};
+pub use snapshot::Snapshot;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Product;
+
+/// Which vector of a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorKind {
+    /// The product's text (title / description).
+    Text,
+    /// The product's image.
+    Image,
+    /// normalise(normalise(text) + normalise(image)).
+    Average,
+}
+
+/// What a query vector is compared with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Space {
+    /// One stored vector kind.
+    Kind(VectorKind),
+    /// `normalise(alpha * text + (1 - alpha) * image)` per product, scored from the
+    /// stored text and image vectors without materialising the fused ones:
+    /// `(alpha q.t + (1 - alpha) q.i) / |alpha t + (1 - alpha) i|`, where the norm needs
+    /// only `t.i`, which the store keeps per product.
+    Blend { alpha: f32 },
+}
+
+/// A product as stored: catalogue fields plus what indexing learned about it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredProduct {
+    #[serde(flatten)]
+    pub product: Product,
+    /// False when the image was missing or unreadable: image mode leaves the product
+    /// out, and its image vector is borrowed from the product with the closest text.
+    #[serde(default)]
+    pub has_image: bool,
+    /// Hash of everything the vectors were computed from (text, categories, attributes,
+    /// image bytes): a sync re-embeds a product only when this changes.
+    #[serde(default)]
+    pub content_hash: u64,
+}
+
+impl StoredProduct {
+    pub fn id(&self) -> &str {
+        &self.product.id
+    }
+}
+
+/// One product ready to be written: its fields and one vector per kind of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub product: StoredProduct,
+    pub vectors: BTreeMap<VectorKind, Vec<f32>>,
+}
+
+/// What every product of a store shares: the model that made its vectors.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoreMeta {
+    /// The model that made the vectors; queries must be embedded by the same one.
+    pub model: String,
+    /// Where that model was loaded from, for models outside the binary (ONNX exports),
+    /// so `search` and `serve` load the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    pub dim: usize,
+    /// The vector kinds every product has (text; image and average with an image tower).
+    pub kinds: Vec<VectorKind>,
+    /// The catalogue's name (for reports).
+    pub catalog: String,
+}
+
+impl StoreMeta {
+    /// Checks that an entry fits this store: known kinds, right length, finite values
+    /// (a NaN would rank first or poison every score it touches).
+    pub fn check(&self, entry: &Entry) -> Result<()> {
+        let id = entry.product.id();
+        ensure!(!id.trim().is_empty(), "a product id is empty");
+        let kinds: Vec<VectorKind> = entry.vectors.keys().copied().collect();
+        ensure!(
+            kinds == self.kinds,
+            "product {id:?}: vectors {kinds:?}, but this store holds {:?}",
+            self.kinds
+        );
+        for (kind, v) in &entry.vectors {
+            ensure!(
+                v.len() == self.dim,
+                "product {id:?}: {kind:?} vector has {} values, the store's model `{}` makes {}",
+                v.len(),
+                self.model,
+                self.dim
+            );
+            if v.iter().any(|x| !x.is_finite()) {
+                bail!("product {id:?}: {kind:?} vector holds a non-finite value");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+}
+
+/// Which products a search may return.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Candidates<'a> {
+    /// Leave these products out (evaluation excludes the query's own; "more like this"
+    /// the product itself).
+    pub exclude: &'a [&'a str],
+    /// Only products with a usable image (image mode).
+    pub with_image_only: bool,
+}
+
+impl Candidates<'_> {
+    pub fn admits(&self, p: &StoredProduct) -> bool {
+        (!self.with_image_only || p.has_image) && !self.exclude.contains(&p.id())
+    }
+}
+
+/// What a store knows about itself, for `vitrina info` and `/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreInfo {
+    pub products: usize,
+    pub products_with_image: usize,
+    pub model: String,
+    pub dim: usize,
+    pub kinds: Vec<VectorKind>,
+    pub catalog: String,
+    /// "exact" (a flat scan; ANN comes with the filters issue).
+    pub search: String,
+    pub bytes_on_disk: Option<u64>,
+    pub location: String,
+}
+
+/// The read side of a store: everything search, eval and the server ask of it.
+pub trait Store: Send + Sync {
+    fn meta(&self) -> &StoreMeta;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The `k` best products for `query` in `space`, among `candidates`, best first
+    /// (equal scores in a stable order).
+    fn top_k(
+        &self,
+        space: Space,
+        query: &[f32],
+        k: usize,
+        candidates: &Candidates,
+    ) -> Result<Vec<Hit>>;
+    /// One kind of vector for each id (`None` for an unknown id).
+    fn vectors(&self, kind: VectorKind, ids: &[&str]) -> Result<Vec<Option<Vec<f32>>>>;
+    fn product(&self, id: &str) -> Result<Option<StoredProduct>>;
+    /// Every product, in a stable order (evaluation, the keyword index, sync).
+    fn products(&self) -> Result<Vec<StoredProduct>>;
+    fn info(&self) -> StoreInfo;
+}
+
+/// The write side. Each call is one atomic batch: all of it or none of it is applied,
+/// and once it returns, it survives a crash.
+pub trait StoreWriter {
+    /// Adds or replaces products by id.
+    fn upsert(&mut self, entries: Vec<Entry>) -> Result<()>;
+    /// Removes products; returns the ids that were present.
+    fn delete(&mut self, ids: &[String]) -> Result<Vec<String>>;
+    /// The store as written so far.
+    fn current(&self) -> &dyn Store;
+    /// Ends a writing session (the embedded store folds its log into the base file when
+    /// that pays off).
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// A store in RAM: the same code paths as the embedded store, without files.
+pub struct MemoryStore {
+    snapshot: Snapshot,
+}
+
+impl MemoryStore {
+    pub fn new(meta: StoreMeta) -> Self {
+        MemoryStore {
+            snapshot: Snapshot::empty(meta),
+        }
+    }
+
+    pub fn into_snapshot(self) -> Snapshot {
+        self.snapshot
+    }
+}
+
+impl StoreWriter for MemoryStore {
+    fn upsert(&mut self, entries: Vec<Entry>) -> Result<()> {
+        let op = wal::Op::upsert(self.snapshot.meta(), entries)?;
+        self.snapshot.apply(&[op]);
+        Ok(())
+    }
+
+    fn delete(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        let present = self.snapshot.present(ids);
+        self.snapshot.apply(&[wal::Op::Delete(present.clone())]);
+        Ok(present)
+    }
+
+    fn current(&self) -> &dyn Store {
+        &self.snapshot
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! A consistent, immutable view of a store: a base segment (the compacted products)
+//! and a delta segment (changes since, in write order). Readers search a snapshot
+//! while a new one is being built, so a search never sees half of a change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{anyhow, Result};
+use rayon::prelude::*;
+
+use super::scan::{dot, sort_hits, top_k_by, RowHit};
+use super::wal::Op;
+use super::{
+    Candidates, Entry, Hit, Space, Store, StoreInfo, StoreMeta, StoredProduct, VectorKind,
+};
+
+/// Immutable rows: products and their vectors, one row-major matrix per kind.
+pub(crate) struct Segment {
+    pub products: Vec<StoredProduct>,
+    pub vectors: BTreeMap<VectorKind, Vec<f32>>,
+    dim: usize,
+    /// `text . image` per row, for [`Space::Blend`]; computed on first use.
+    text_dot_image: OnceLock<Vec<f32>>,
+}
+
+impl Segment {
+    pub fn new(
+        products: Vec<StoredProduct>,
+        vectors: BTreeMap<VectorKind, Vec<f32>>,
+        dim: usize,
+    ) -> Self {
+        Segment {
+            products,
+            vectors,
+            dim,
+            text_dot_image: OnceLock::new(),
+        }
+    }
+
+    fn empty(meta: &StoreMeta) -> Self {
+        let vectors = meta.kinds.iter().map(|&k| (k, Vec::new())).collect();
+        Segment::new(Vec::new(), vectors, meta.dim)
+    }
+
+    fn len(&self) -> usize {
+        self.products.len()
+    }
+
+    fn row(&self, kind: VectorKind, r: usize) -> Option<&[f32]> {
+        let d = self.dim;
+        self.vectors.get(&kind).map(|v| &v[r * d..(r + 1) * d])
+    }
+
+    fn push(&mut self, entry: &Entry) {
+        self.products.push(entry.product.clone());
+        for (kind, v) in self.vectors.iter_mut() {
+            v.extend_from_slice(&entry.vectors[kind]);
+        }
+        self.text_dot_image = OnceLock::new();
+    }
+
+    fn text_dot_image(&self) -> Result<&[f32]> {
+        let (Some(t), Some(i)) = (
+            self.vectors.get(&VectorKind::Text),
+            self.vectors.get(&VectorKind::Image),
+        ) else {
+            return Err(anyhow!(
+                "blending text and image needs both vector kinds; this store has no image vectors"
+            ));
+        };
+        let d = self.dim;
+        Ok(self.text_dot_image.get_or_init(|| {
+            t.par_chunks(d.max(1))
+                .zip(i.par_chunks(d.max(1)))
+                .map(|(a, b)| dot(a, b))
+                .collect()
+        }))
+    }
+
+    /// Top k rows of this segment among `alive` rows that pass `candidates`.
+    fn top_k(
+        &self,
+        space: Space,
+        query: &[f32],
+        k: usize,
+        alive: &[bool],
+        candidates: &Candidates,
+    ) -> Result<Vec<RowHit>> {
+        let keep = |r: usize| alive[r] && candidates.admits(&self.products[r]);
+        let d = self.dim;
+        let missing = |kind: VectorKind| {
+            anyhow!(
+                "this store has no {kind:?} vectors (it holds {:?}): the catalogue has no images, \
+                 or it was indexed without an image tower",
+                self.vectors.keys().collect::<Vec<_>>()
+            )
+        };
+        match space {
+            Space::Kind(kind) => {
+                let v = self.vectors.get(&kind).ok_or_else(|| missing(kind))?;
+                Ok(top_k_by(self.len(), k, keep, |r| {
+                    dot(&v[r * d..(r + 1) * d], query)
+                }))
+            }
+            Space::Blend { alpha } => {
+                let t = self
+                    .vectors
+                    .get(&VectorKind::Text)
+                    .ok_or_else(|| missing(VectorKind::Text))?;
+                let i = self
+                    .vectors
+                    .get(&VectorKind::Image)
+                    .ok_or_else(|| missing(VectorKind::Image))?;
+                let ti = self.text_dot_image()?;
+                let (a, b) = (alpha, 1.0 - alpha);
+                Ok(top_k_by(self.len(), k, keep, |r| {
+                    let norm = (a * a + b * b + 2.0 * a * b * ti[r]).max(0.0).sqrt();
+                    let s = a * dot(&t[r * d..(r + 1) * d], query)
+                        + b * dot(&i[r * d..(r + 1) * d], query);
+                    if norm > 0.0 {
+                        s / norm
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// Where a row lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    Base(u32),
+    Delta(u32),
+}
+
+/// A consistent view of a store; implements [`Store`].
+pub struct Snapshot {
+    meta: StoreMeta,
+    base: Arc<Segment>,
+    /// Id -> base row, built once per base and shared by the snapshots on top of it.
+    base_ids: Arc<HashMap<String, u32>>,
+    base_alive: Vec<bool>,
+    delta: Segment,
+    /// Id -> its latest delta row, or `None` once deleted.
+    delta_ids: HashMap<String, Option<u32>>,
+    delta_alive: Vec<bool>,
+    live: usize,
+}
+
+impl Snapshot {
+    pub(crate) fn empty(meta: StoreMeta) -> Self {
+        let base = Segment::empty(&meta);
+        Snapshot::on_base(meta, Arc::new(base))
+    }
+
+    /// A snapshot of a base segment with no changes on top.
+    pub(crate) fn on_base(meta: StoreMeta, base: Arc<Segment>) -> Self {
+        let base_ids: HashMap<String, u32> = base
+            .products
+            .iter()
+            .enumerate()
+            .map(|(r, p)| (p.id().to_string(), r as u32))
+            .collect();
+        let n = base.len();
+        Snapshot {
+            delta: Segment::empty(&meta),
+            meta,
+            base_alive: vec![true; n],
+            base,
+            base_ids: Arc::new(base_ids),
+            delta_ids: HashMap::new(),
+            delta_alive: Vec::new(),
+            live: n,
+        }
+    }
+
+    /// The same view, sharing the base; the delta is copied so that `apply` on the copy
+    /// leaves this one untouched (readers of this one keep a consistent view).
+    pub(crate) fn fork(&self) -> Self {
+        let mut delta = Segment::new(
+            self.delta.products.clone(),
+            self.delta.vectors.clone(),
+            self.meta.dim,
+        );
+        delta.text_dot_image = self.delta.text_dot_image.clone();
+        Snapshot {
+            meta: self.meta.clone(),
+            base: self.base.clone(),
+            base_ids: self.base_ids.clone(),
+            base_alive: self.base_alive.clone(),
+            delta,
+            delta_ids: self.delta_ids.clone(),
+            delta_alive: self.delta_alive.clone(),
+            live: self.live,
+        }
+    }
+
+    /// Bytes of vectors in the delta (the embedded store compacts when it grows).
+    pub(crate) fn delta_rows(&self) -> usize {
+        self.delta.len()
+    }
+
+    fn locate(&self, id: &str) -> Option<Loc> {
+        match self.delta_ids.get(id) {
+            Some(Some(r)) => Some(Loc::Delta(*r)),
+            Some(None) => None,
+            None => self.base_ids.get(id).map(|&r| Loc::Base(r)),
+        }
+    }
+
+    /// The ids among `ids` that the store holds.
+    pub(crate) fn present(&self, ids: &[String]) -> Vec<String> {
+        ids.iter()
+            .filter(|id| self.locate(id).is_some())
+            .cloned()
+            .collect()
+    }
+
+    fn stored(&self, loc: Loc) -> &StoredProduct {
+        match loc {
+            Loc::Base(r) => &self.base.products[r as usize],
+            Loc::Delta(r) => &self.delta.products[r as usize],
+        }
+    }
+
+    fn kill(&mut self, id: &str) {
+        match self.locate(id) {
+            Some(Loc::Base(r)) => self.base_alive[r as usize] = false,
+            Some(Loc::Delta(r)) => self.delta_alive[r as usize] = false,
+            None => return,
+        }
+        self.live -= 1;
+    }
+
+    /// Applies operations in order (entries were checked when the op was made).
+    pub(crate) fn apply(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Upsert(entries) => {
+                    for entry in entries {
+                        let id = entry.product.id().to_string();
+                        self.kill(&id);
+                        let row = self.delta.len() as u32;
+                        self.delta.push(entry);
+                        self.delta_alive.push(true);
+                        self.delta_ids.insert(id, Some(row));
+                        self.live += 1;
+                    }
+                }
+                Op::Delete(ids) => {
+                    for id in ids {
+                        self.kill(id);
+                        self.delta_ids.insert(id.clone(), None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All live rows as one segment, base order first, then changes in write order:
+    /// what compaction writes.
+    pub(crate) fn compacted(&self) -> Segment {
+        let mut products = Vec::with_capacity(self.live);
+        let mut vectors: BTreeMap<VectorKind, Vec<f32>> = self
+            .meta
+            .kinds
+            .iter()
+            .map(|&k| (k, Vec::with_capacity(self.live * self.meta.dim)))
+            .collect();
+        for (seg, alive) in [
+            (&*self.base, &self.base_alive),
+            (&self.delta, &self.delta_alive),
+        ] {
+            for r in (0..seg.len()).filter(|&r| alive[r]) {
+                products.push(seg.products[r].clone());
+                for (kind, v) in vectors.iter_mut() {
+                    v.extend_from_slice(seg.row(*kind, r).expect("kind of the store"));
+                }
+            }
+        }
+        Segment::new(products, vectors, self.meta.dim)
+    }
+}
+
+impl Store for Snapshot {
+    fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn top_k(
+        &self,
+        space: Space,
+        query: &[f32],
+        k: usize,
+        candidates: &Candidates,
+    ) -> Result<Vec<Hit>> {
+        anyhow::ensure!(
+            query.len() == self.meta.dim,
+            "the query vector has {} values; this store's vectors have {}",
+            query.len(),
+            self.meta.dim
+        );
+        let base = self
+            .base
+            .top_k(space, query, k, &self.base_alive, candidates)?;
+        let delta = self
+            .delta
+            .top_k(space, query, k, &self.delta_alive, candidates)?;
+        let n = self.base.len();
+        let mut all: Vec<RowHit> = base
+            .into_iter()
+            .chain(delta.into_iter().map(|h| RowHit {
+                row: n + h.row,
+                score: h.score,
+            }))
+            .collect();
+        sort_hits(&mut all);
+        all.truncate(k);
+        Ok(all
+            .into_iter()
+            .map(|h| {
+                let p = if h.row < n {
+                    &self.base.products[h.row]
+                } else {
+                    &self.delta.products[h.row - n]
+                };
+                Hit {
+                    id: p.id().to_string(),
+                    score: h.score,
+                }
+            })
+            .collect())
+    }
+
+    fn vectors(&self, kind: VectorKind, ids: &[&str]) -> Result<Vec<Option<Vec<f32>>>> {
+        anyhow::ensure!(
+            self.meta.kinds.contains(&kind),
+            "this store has no {kind:?} vectors (it holds {:?})",
+            self.meta.kinds
+        );
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let v = match self.locate(id)? {
+                    Loc::Base(r) => self.base.row(kind, r as usize),
+                    Loc::Delta(r) => self.delta.row(kind, r as usize),
+                };
+                v.map(<[f32]>::to_vec)
+            })
+            .collect())
+    }
+
+    fn product(&self, id: &str) -> Result<Option<StoredProduct>> {
+        Ok(self.locate(id).map(|l| self.stored(l).clone()))
+    }
+
+    fn products(&self) -> Result<Vec<StoredProduct>> {
+        let base = (0..self.base.len())
+            .filter(|&r| self.base_alive[r])
+            .map(|r| &self.base.products[r]);
+        let delta = (0..self.delta.len())
+            .filter(|&r| self.delta_alive[r])
+            .map(|r| &self.delta.products[r]);
+        Ok(base.chain(delta).cloned().collect())
+    }
+
+    fn info(&self) -> StoreInfo {
+        let with_image = (0..self.base.len())
+            .filter(|&r| self.base_alive[r] && self.base.products[r].has_image)
+            .count()
+            + (0..self.delta.len())
+                .filter(|&r| self.delta_alive[r] && self.delta.products[r].has_image)
+                .count();
+        StoreInfo {
+            products: self.live,
+            products_with_image: with_image,
+            model: self.meta.model.clone(),
+            dim: self.meta.dim,
+            kinds: self.meta.kinds.clone(),
+            catalog: self.meta.catalog.clone(),
+            search: "exact".into(),
+            bytes_on_disk: None,
+            location: "memory".into(),
+        }
+    }
+}
