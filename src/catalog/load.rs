@@ -239,11 +239,13 @@ fn read_csv(spec: &CatalogSpec, builder: &mut Builder) -> Result<()> {
     let text_is_last = header.last() == Some(&spec.text);
     let mut record = csv::StringRecord::new();
     loop {
-        let line = reader.position().line() + 1;
+        // The reader's position is where the next record starts (1-based line).
+        let line = reader.position().line();
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(err) => {
+                let line = err.position().map_or(line, |p| p.line());
                 builder.reject(line, format!("unreadable CSV row: {err}"));
                 continue;
             }
@@ -408,5 +410,42 @@ attributes = ["colour"]
         let dir = tempfile::tempdir().unwrap();
         let err = Catalog::load(&spec_for(dir.path(), "nope.csv", "csv")).unwrap_err();
         assert!(format!("{err:#}").contains("nope.csv"));
+    }
+
+    #[test]
+    fn long_texts_are_cut_and_placeholders_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "word ".repeat(200_000); // 1 MB
+        std::fs::write(
+            dir.path().join("d.csv"),
+            format!("id,cat,path,colour,title\n1,Shoes,a/b,Red,{long}\n2,Shoes,a/b,Red,NA\n3,Shoes,a/b,Red,Fine Shoe\n"),
+        )
+        .unwrap();
+        let cat = Catalog::load(&spec_for(dir.path(), "d.csv", "csv")).unwrap();
+        assert_eq!(cat.products.len(), 3);
+        assert_eq!(cat.products[0].text.chars().count(), MAX_TEXT_CHARS - 1); // trailing space trimmed
+        assert_eq!(cat.cut_lines, [2]);
+        assert_eq!(
+            cat.placeholder_lines,
+            [(3, "2".to_string(), "NA".to_string())]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_on_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = b"id,cat,path,colour,title\n1,Shoes,a/b,Red,Good\n2,Shoes,a/b,Red,Bad \xff\xfe title\n3,Shoes,a/b,Red,Also good\n".to_vec();
+        bytes.extend_from_slice(b"");
+        std::fs::write(dir.path().join("d.csv"), bytes).unwrap();
+        let cat = Catalog::load(&spec_for(dir.path(), "d.csv", "csv")).unwrap();
+        let ids: Vec<_> = cat.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["1", "3"]);
+        assert_eq!(cat.rejected.len(), 1);
+        assert_eq!(cat.rejected[0].line, 3, "{:?}", cat.rejected);
+        assert!(
+            cat.rejected[0].reason.contains("UTF-8"),
+            "{:?}",
+            cat.rejected
+        );
     }
 }

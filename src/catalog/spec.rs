@@ -108,8 +108,12 @@ impl CatalogSpec {
             let base = path.parent().unwrap_or(Path::new("."));
             spec.data = base.join(&spec.data);
         }
-        // Absolute, so stored image paths resolve from any working directory.
-        spec.data = super::absolute(&spec.data);
+        // Absolute (and without `..` when the file exists), so stored image paths
+        // resolve from any working directory.
+        spec.data = spec
+            .data
+            .canonicalize()
+            .unwrap_or_else(|_| super::absolute(&spec.data));
         if let Some(pattern) = &spec.image {
             if !pattern.contains("{id}") {
                 bail!(
@@ -183,5 +187,33 @@ mod tests {
             assert_eq!(spec.name, name);
             assert!(spec.categories.broad.is_some() && spec.categories.fine.is_some());
         }
+    }
+
+    #[test]
+    fn a_typo_in_a_key_is_an_error_that_suggests_the_right_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop.toml");
+        std::fs::write(
+            &path,
+            "name = \"shop\"\ndata = \"d.csv\"\nformat = \"csv\"\nid = \"id\"\ntext = \"title\"\n\
+             imgae = \"images/{id}.jpg\"\n[categories]\nbroad = \"cat\"\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", CatalogSpec::from_file(&path).unwrap_err());
+        assert!(
+            err.contains("shop.toml")
+                && err.contains("imgae")
+                && err.contains("did you mean `image`?"),
+            "{err}"
+        );
+        assert!(err.contains("line 6"), "names the line: {err}");
+    }
+
+    #[test]
+    fn the_data_path_is_absolute_whatever_the_working_directory() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml");
+        let spec = CatalogSpec::from_file(&path).unwrap();
+        assert!(spec.data.is_absolute(), "{}", spec.data.display());
+        assert!(spec.image_path("1").unwrap().is_absolute());
     }
 }

@@ -392,3 +392,283 @@ impl StoreWriter for EmbeddedWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Product;
+    use crate::store::{Candidates, Space, StoredProduct, VectorKind};
+    use std::collections::BTreeMap;
+
+    const DIM: usize = 4;
+
+    fn meta() -> StoreMeta {
+        StoreMeta {
+            model: "toy".into(),
+            model_dir: None,
+            dim: DIM,
+            kinds: vec![VectorKind::Text, VectorKind::Image],
+            catalog: "toy".into(),
+        }
+    }
+
+    fn unit(v: [f32; DIM]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    /// Product `id` whose text vector points along axis `axis`.
+    fn entry(id: &str, title: &str, axis: usize) -> Entry {
+        let mut t = [0.1f32; DIM];
+        t[axis] = 1.0;
+        let mut i = [0.2f32; DIM];
+        i[(axis + 1) % DIM] = 1.0;
+        let mut vectors = BTreeMap::new();
+        vectors.insert(VectorKind::Text, unit(t));
+        vectors.insert(VectorKind::Image, unit(i));
+        Entry {
+            product: StoredProduct {
+                product: Product {
+                    id: id.into(),
+                    text: title.into(),
+                    broad: Some("b".into()),
+                    fine: None,
+                    attributes: Default::default(),
+                    image: None,
+                },
+                has_image: true,
+                content_hash: 7,
+            },
+            vectors,
+        }
+    }
+
+    fn ids(store: &dyn Store) -> Vec<String> {
+        store
+            .products()
+            .unwrap()
+            .iter()
+            .map(|p| p.id().to_string())
+            .collect()
+    }
+
+    fn top(store: &dyn Store, axis: usize, k: usize) -> Vec<String> {
+        let mut q = [0f32; DIM];
+        q[axis] = 1.0;
+        store
+            .top_k(Space::Kind(VectorKind::Text), &q, k, &Candidates::default())
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    }
+
+    #[test]
+    fn writes_survive_reopening_before_and_after_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.upsert(vec![entry("a", "A", 0), entry("b", "B", 1)])
+            .unwrap();
+        w.upsert(vec![entry("c", "C", 2)]).unwrap();
+        w.upsert(vec![entry("a", "A2", 3)]).unwrap(); // replaces a
+        assert_eq!(w.delete(&["b".into(), "zz".into()]).unwrap(), ["b"]);
+        drop(w);
+        let check = |store: &dyn Store| {
+            assert_eq!(store.len(), 2);
+            assert_eq!(ids(store), ["c", "a"]);
+            assert_eq!(store.product("a").unwrap().unwrap().product.text, "A2");
+            assert!(store.product("b").unwrap().is_none());
+            assert_eq!(top(store, 3, 1), ["a"], "a's new vector");
+            assert_eq!(
+                store.vectors(VectorKind::Text, &["a", "b"]).unwrap()[0],
+                Some(entry("a", "", 3).vectors[&VectorKind::Text].clone())
+            );
+        };
+        check(&*LiveStore::open(dir.path()).unwrap().snapshot());
+        let mut w = EmbeddedWriter::open(dir.path()).unwrap();
+        assert!(w.log_bytes() > 0);
+        w.compact().unwrap();
+        assert_eq!(w.log_bytes(), 0);
+        check(w.current());
+        drop(w);
+        check(&*LiveStore::open(dir.path()).unwrap().snapshot());
+        // One base and one log remain.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["index.vitrina", "wal-000001.log", "write.lock"]);
+    }
+
+    #[test]
+    fn a_reader_follows_writes_deletes_and_compaction_and_old_snapshots_stay_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.upsert(vec![entry("a", "A", 0)]).unwrap();
+        let live = LiveStore::open(dir.path()).unwrap();
+        let before = live.snapshot();
+        assert!(!live.refresh().unwrap(), "nothing new");
+        w.upsert(vec![entry("b", "B", 1)]).unwrap();
+        assert!(live.refresh().unwrap());
+        assert_eq!(ids(&*live.snapshot()), ["a", "b"]);
+        assert_eq!(ids(&*before), ["a"], "a held snapshot does not change");
+        w.delete(&["a".into()]).unwrap();
+        live.refresh().unwrap();
+        assert_eq!(ids(&*live.snapshot()), ["b"]);
+        w.compact().unwrap();
+        w.upsert(vec![entry("c", "C", 2)]).unwrap();
+        assert!(live.refresh().unwrap());
+        assert_eq!(ids(&*live.snapshot()), ["b", "c"]);
+    }
+
+    #[test]
+    fn an_incomplete_last_write_is_dropped_and_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.upsert(vec![entry("a", "A", 0)]).unwrap();
+        drop(w);
+        // A crash mid-append: a length and part of a record.
+        let log = wal::path(dir.path(), 0);
+        let mut bytes = std::fs::read(&log).unwrap();
+        let good = bytes.len();
+        bytes.extend_from_slice(&500u32.to_le_bytes());
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        std::fs::write(&log, &bytes).unwrap();
+        assert_eq!(
+            ids(&*LiveStore::open(dir.path()).unwrap().snapshot()),
+            ["a"]
+        );
+        let mut w = EmbeddedWriter::open(dir.path()).unwrap();
+        assert!(
+            w.notes[0].contains("incomplete last write"),
+            "{:?}",
+            w.notes
+        );
+        assert_eq!(std::fs::metadata(&log).unwrap().len() as usize, good);
+        w.upsert(vec![entry("b", "B", 1)]).unwrap();
+        drop(w);
+        assert_eq!(
+            ids(&*LiveStore::open(dir.path()).unwrap().snapshot()),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.upsert(
+            (0..50)
+                .map(|i| entry(&format!("p{i}"), "T", i % DIM))
+                .collect(),
+        )
+        .unwrap();
+        w.compact().unwrap();
+        w.upsert(vec![entry("x", "X", 0)]).unwrap();
+        w.upsert(vec![entry("y", "Y", 1)]).unwrap();
+        drop(w);
+        let base = base_path(dir.path());
+        let pristine = std::fs::read(&base).unwrap();
+        let open_err = || format!("{:#}", LiveStore::open(dir.path()).err().expect("refused"));
+        // A bit flipped anywhere in the header or the vectors; the file cut short.
+        for at in [30, pristine.len() / 2, pristine.len() - 3] {
+            let mut bytes = pristine.clone();
+            bytes[at] ^= 0x10;
+            std::fs::write(&base, &bytes).unwrap();
+            let err = open_err();
+            assert!(
+                err.contains("index.vitrina") && err.contains("damaged"),
+                "byte {at}: {err}"
+            );
+        }
+        for len in [10, 100, pristine.len() - 1] {
+            std::fs::write(&base, &pristine[..len]).unwrap();
+            let err = open_err();
+            assert!(err.contains("index.vitrina"), "length {len}: {err}");
+        }
+        std::fs::write(&base, &pristine).unwrap();
+        // A flipped bit in the first of two log records is damage, not a torn write.
+        let log = wal::path(dir.path(), 1);
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[wal::HEADER_LEN as usize + 20] ^= 0x01;
+        std::fs::write(&log, &bytes).unwrap();
+        let err = open_err();
+        assert!(
+            err.contains("wal-000001.log") && err.contains("checksum"),
+            "{err}"
+        );
+        assert!(EmbeddedWriter::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_writes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EmbeddedWriter::create(dir.path(), &meta()).unwrap());
+        std::fs::write(dir.path().join(".tmp-abc123"), vec![0u8; 1000]).unwrap();
+        std::fs::write(wal::path(dir.path(), 7), b"old").unwrap();
+        let w = EmbeddedWriter::open(dir.path()).unwrap();
+        assert_eq!(w.notes.len(), 2, "{:?}", w.notes);
+        assert!(!dir.path().join(".tmp-abc123").exists());
+        assert!(!wal::path(dir.path(), 7).exists());
+    }
+
+    #[test]
+    fn bad_vectors_and_another_model_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        let mut nan = entry("n", "N", 0);
+        nan.vectors.get_mut(&VectorKind::Image).unwrap()[1] = f32::NAN;
+        let err = w.upsert(vec![entry("ok", "O", 1), nan]).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        assert_eq!(w.current().len(), 0, "the whole batch is refused");
+        let mut short = entry("s", "S", 0);
+        short.vectors.get_mut(&VectorKind::Text).unwrap().pop();
+        assert!(w.upsert(vec![short]).is_err());
+        let err = w
+            .upsert(vec![entry("d", "D", 0), entry("d", "D", 1)])
+            .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        drop(w);
+        let mut other = meta();
+        other.model = "another".into();
+        let err = EmbeddedWriter::create(dir.path(), &other)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`toy`") && err.contains("`another`"), "{err}");
+    }
+
+    #[test]
+    fn blend_scores_equal_the_fused_vectors_cosine() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.upsert(
+            (0..8)
+                .map(|i| entry(&format!("p{i}"), "T", i % DIM))
+                .collect(),
+        )
+        .unwrap();
+        let store = w.current();
+        let q = unit([0.3, -0.2, 0.9, 0.1]);
+        for alpha in [0.0f32, 0.3, 0.8, 1.0] {
+            let hits = store
+                .top_k(Space::Blend { alpha }, &q, 8, &Candidates::default())
+                .unwrap();
+            for h in hits {
+                let t = store.vectors(VectorKind::Text, &[&h.id]).unwrap()[0]
+                    .clone()
+                    .unwrap();
+                let i = store.vectors(VectorKind::Image, &[&h.id]).unwrap()[0]
+                    .clone()
+                    .unwrap();
+                let fused = crate::encoder::fuse(&t, &i, alpha);
+                let want: f32 = fused.iter().zip(&q).map(|(a, b)| a * b).sum();
+                assert!(
+                    (h.score - want).abs() < 1e-5,
+                    "alpha {alpha}: {h:?} vs {want}"
+                );
+            }
+        }
+    }
+}
