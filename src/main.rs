@@ -126,8 +126,24 @@ struct BenchArgs {
     onnx_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     onnx_images: usize,
+    /// What to measure: the encoders and queries, or the store (full build vs re-sync,
+    /// upserts, reader refresh; on --catalog, at most --limit products).
+    #[arg(long, value_enum, default_value = "towers")]
+    suite: BenchSuite,
+    /// With --suite store: use at most this many products.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print the table as JSON (one object per measurement).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchSuite {
+    Towers,
+    Store,
 }
 
 #[derive(Args)]
@@ -721,18 +737,31 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {
-    let catalog = load_catalog(&args.catalog, Split::All, None)?;
-    let config = vitrina::bench::BenchConfig {
-        titles: args.titles,
-        images: args.images,
-        peer_python: args.peer_python,
-        index: args.index,
-        onnx_dir: args.onnx_dir,
-        onnx_images: args.onnx_images,
-        model_dir: args.model.model_dir,
+    let rows = match args.suite {
+        BenchSuite::Towers => {
+            let catalog = load_catalog(&args.catalog, Split::All, None)?;
+            let config = vitrina::bench::BenchConfig {
+                titles: args.titles,
+                images: args.images,
+                peer_python: args.peer_python,
+                index: args.index,
+                onnx_dir: args.onnx_dir,
+                onnx_images: args.onnx_images,
+                model_dir: args.model.model_dir.clone(),
+            };
+            vitrina::bench::run(&catalog, &config)?
+        }
+        BenchSuite::Store => {
+            let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;
+            let model = args.model.load(None)?;
+            vitrina::bench::store::run(&catalog, &model)?
+        }
     };
-    let rows = vitrina::bench::run(&catalog, &config)?;
-    print!("{}", vitrina::bench::table(&rows));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", vitrina::bench::table(&rows));
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ pub mod preprocess;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
 pub use builtin::{builtin_tower, BUILTIN_TOWER_NAME};
-pub use cache::embed_texts_cached;
+pub use cache::{embed_texts_cached, set_text_cache};
 pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
 pub use minilm::MiniLm;
 

@@ -1,6 +1,8 @@
 //! `vitrina bench`: the performance figures quoted in the README, measured side by side
 //! in one run and printed as a table. Timing goals live here, never in unit tests.
 
+pub mod store;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -16,12 +18,13 @@ use crate::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
 use crate::store::{Hit, LiveStore, Store};
 
 /// One row of the table.
+#[derive(serde::Serialize)]
 pub struct Row {
     pub what: String,
     pub value: String,
 }
 
-fn row(what: impl Into<String>, value: impl Into<String>) -> Row {
+pub(crate) fn row(what: impl Into<String>, value: impl Into<String>) -> Row {
     Row {
         what: what.into(),
         value: value.into(),
