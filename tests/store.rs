@@ -443,6 +443,30 @@ fn a_running_server_follows_cli_changes_and_guards_its_write_api() {
     let (status, served) = http(port, "GET", "/images/web-1", b"");
     assert_eq!(status, 200);
     assert_eq!(served, photo, "the uploaded photo is served back");
+    // The same as multipart/form-data: a `product` JSON part and an `image` part.
+    let mut form = Vec::new();
+    form.extend_from_slice(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"product\"\r\nContent-Type: application/json\r\n\r\n",
+    );
+    form.extend_from_slice(br#"{"text": "Striped Linen Beach Shirt", "broad": "Topwear"}"#);
+    form.extend_from_slice(
+        b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n",
+    );
+    form.extend_from_slice(&photo);
+    form.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let (status, msg) = http_with(
+        port,
+        "PUT",
+        "/api/products/web-3",
+        &[
+            "Authorization: Bearer s3cret-key",
+            "Content-Type: multipart/form-data; boundary=XyZ",
+        ],
+        &form,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&msg));
+    let (_, served) = http(port, "GET", "/images/web-3", b"");
+    assert_eq!(served, photo);
     // Bad bodies are the client's fault.
     let auth = ["Authorization: Bearer s3cret-key"];
     let (status, msg) = http_with(port, "PUT", "/api/products/web-2", &auth, b"{\"text\": ");

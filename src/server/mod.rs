@@ -284,12 +284,8 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Stores an uploaded image under the store folder (named by a hash of the product id,
 /// so no id can name a path) and returns its path.
 fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::PathBuf, ApiError> {
-    decode_image(bytes).map_err(|e| {
-        ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("image_base64: {e:#}"),
-        )
-    })?;
+    decode_image(bytes)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("image: {e:#}")))?;
     let ext = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Png) => "png",
         Ok(image::ImageFormat::WebP) => "webp",
@@ -309,13 +305,78 @@ fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::Pa
     Ok(path)
 }
 
+/// A product body: JSON (image as `image_base64`), or multipart/form-data with a
+/// `product` part (the same JSON, without the image) and an `image` part (the bytes).
+async fn read_product(
+    headers: &HeaderMap,
+    request: axum::extract::Request,
+) -> Result<(ProductInput, Option<Vec<u8>>), ApiError> {
+    use axum::extract::FromRequest;
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let parse = |bytes: &[u8]| {
+        serde_json::from_slice::<ProductInput>(bytes)
+            .map_err(|e| bad_request(format!("invalid product JSON: {e}")))
+    };
+    if !multipart {
+        let body = Bytes::from_request(request, &())
+            .await
+            .map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
+        let mut input = parse(&body)?;
+        let image = match input.image_base64.take() {
+            Some(b64) => {
+                use base64::Engine;
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| bad_request(format!("image_base64 is not base64: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        return Ok((input, image));
+    }
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad_request(format!("invalid multipart body: {e}")))?;
+    let (mut input, mut image) = (None, None);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad_request(format!("invalid multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| bad_request(format!("multipart part `{name}`: {e}")))?;
+        match name.as_str() {
+            "product" => input = Some(parse(&bytes)?),
+            "image" => image = Some(bytes.to_vec()),
+            other => {
+                return Err(bad_request(format!(
+                    "unknown multipart part `{other}`: send `product` (JSON) and optionally `image`"
+                )))
+            }
+        }
+    }
+    let input = input.ok_or_else(|| bad_request("the multipart body has no `product` part"))?;
+    if input.image_base64.is_some() && image.is_some() {
+        return Err(bad_request(
+            "give the image once: `image_base64` or the `image` part",
+        ));
+    }
+    Ok((input, image))
+}
+
 fn put_product_blocking(
     state: &AppState,
     id: &str,
-    body: &[u8],
+    mut input: ProductInput,
+    image_bytes: Option<Vec<u8>>,
 ) -> Result<serde_json::Value, ApiError> {
-    let input: ProductInput = serde_json::from_slice(body)
-        .map_err(|e| bad_request(format!("invalid product JSON: {e}")))?;
     if input.id.as_deref().is_some_and(|given| given != id) {
         return Err(bad_request(format!(
             "the body's id {:?} differs from the URL's {id:?}",
@@ -324,26 +385,18 @@ fn put_product_blocking(
     }
     if input.image.is_some() {
         return Err(bad_request(
-            "`image` paths are not accepted over HTTP: send the image bytes as `image_base64`",
+            "`image` paths are not accepted over HTTP: send the image bytes as `image_base64` or a multipart `image` part",
         ));
     }
-    let image = match &input.image_base64 {
-        Some(b64) => {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|e| bad_request(format!("image_base64 is not base64: {e}")))?;
-            Some(save_upload(state, id, &bytes)?)
-        }
-        None => None,
-    };
-    let mut input = input;
     input.id = Some(id.to_string());
     input.image_base64 = None;
     let (mut product, _) = input
         .into_product(None)
         .map_err(|e| bad_request(format!("{e:#}")))?;
-    product.image = image;
+    product.image = match image_bytes {
+        Some(bytes) => Some(save_upload(state, id, &bytes)?),
+        None => None,
+    };
     let internal = |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
     let meta = writer.current().meta().clone();
@@ -370,10 +423,11 @@ async fn put_product(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorise(&state, &headers)?;
-    tokio::task::spawn_blocking(move || put_product_blocking(&state, &id, &body))
+    let (input, image) = read_product(&headers, request).await?;
+    tokio::task::spawn_blocking(move || put_product_blocking(&state, &id, input, image))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map(Json)
