@@ -251,6 +251,11 @@ struct SearchArgs {
     /// MMR trade-off: 1 = pure relevance, 0 = pure variety.
     #[arg(long, default_value_t = 0.7)]
     lambda: f32,
+    /// Only products that pass: FIELD=VALUE[,VALUE...] (any of), FIELD!=VALUE,
+    /// FIELD>=NUMBER (also <=, >, <); repeat it, every filter must hold. Fields: broad,
+    /// fine and the catalogue's attributes (`vitrina info` lists them).
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
     /// The text query.
     query: Option<String>,
     #[command(flatten)]
@@ -315,6 +320,10 @@ struct EvalArgs {
     /// Also print precision@10 of average mode for product text weights 0, 0.1, ..., 1.
     #[arg(long)]
     sweep_alpha: bool,
+    /// Evaluate within the products that pass (queries and results): same syntax as
+    /// `search --filter`; repeatable.
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -607,6 +616,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
     let mut ranking = Ranking::new(args.mode, args.k);
     ranking.alpha = args.alpha;
     ranking.diversify = args.diversify.method(args.lambda, 0);
+    ranking.filter = vitrina::store::Filter::parse(&args.filters)?;
     let started = Instant::now();
     let rows = searcher.search(&query, &ranking)?;
     let elapsed = started.elapsed();
@@ -695,6 +705,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             .map(|d| d.method(args.lambda, args.seed))
             .collect(),
         sweep_alpha: args.sweep_alpha,
+        filter: vitrina::store::Filter::parse(&args.filters)?,
     };
     let report = eval::evaluate(&searcher, &config)?;
     std::fs::create_dir_all(&args.out)

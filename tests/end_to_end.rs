@@ -265,3 +265,142 @@ fn http_server_answers_text_and_image_searches() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("<title>vitrina"));
 }
+
+#[test]
+fn filters_hold_in_every_mode_and_return_k_whenever_k_match() {
+    use vitrina::search::{diversify, Diversify};
+    use vitrina::store::{Filter, StoredProduct, VectorKind};
+    let index = open_index();
+    let searcher = Searcher::new(&*index, model()).unwrap();
+    let products = index.products().unwrap();
+    let by_id: std::collections::HashMap<&str, &StoredProduct> =
+        products.iter().map(|p| (p.id(), p)).collect();
+    let cases: [&[&str]; 5] = [
+        &["broad=Shoes"],
+        &["gender=Men,Unisex", "broad=Topwear"],
+        &["year>=2016", "gender!=Men"],
+        &["baseColour=Red", "year<2013"],
+        &["fine=Jeans", "gender=Women"],
+    ];
+    let mut checked = 0;
+    for clauses in cases {
+        let filter = Filter::parse(clauses).unwrap();
+        for mode in Mode::ALL {
+            let matching = products
+                .iter()
+                .filter(|p| filter.matches(p) && (mode != Mode::Image || p.has_image))
+                .count();
+            assert!(matching > 0, "{clauses:?}");
+            for div in [
+                Diversify::None,
+                Diversify::KMeans {
+                    clusters: diversify::CLUSTERS,
+                    seed: 0,
+                },
+            ] {
+                let mut ranking = Ranking::new(mode, 20);
+                ranking.filter = filter.clone();
+                ranking.diversify = div;
+                // A query about something else: the filter must still fill the page.
+                let rows = searcher
+                    .search(&text("black leather belt"), &ranking)
+                    .unwrap();
+                assert_eq!(rows.len(), matching.min(20), "{clauses:?} {mode:?} {div:?}");
+                for r in &rows {
+                    assert!(filter.matches(by_id[r.id.as_str()]), "{clauses:?}: {r:?}");
+                }
+                checked += 1;
+            }
+        }
+        // By a stored product's vector ("more like this"), itself excluded.
+        let seed = products.iter().find(|p| filter.matches(p)).unwrap();
+        let v = index.vectors(VectorKind::Average, &[seed.id()]).unwrap()[0]
+            .clone()
+            .unwrap();
+        let mut ranking = Ranking::new(Mode::Average, 10);
+        ranking.filter = filter.clone();
+        let hits = Searcher::stored_vectors_only(&*index)
+            .rank(&v, &ranking, &[seed.id()])
+            .unwrap();
+        assert!(hits
+            .iter()
+            .all(|h| h.id != seed.id() && filter.matches(by_id[h.id.as_str()])));
+    }
+    assert_eq!(checked, 30);
+}
+
+#[test]
+fn filters_from_the_cli_and_http_and_their_errors() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let out = vitrina(&[
+        "search",
+        "--index",
+        &dir,
+        "--json",
+        "-k",
+        "15",
+        "--mode",
+        "average",
+        "--filter",
+        "gender=Women",
+        "--filter",
+        "year>=2015",
+        "shoes",
+    ]);
+    let hits = json_hits(&out);
+    assert_eq!(hits.len(), 15);
+    for h in &hits {
+        assert_eq!(h["attributes"]["gender"], "Women", "{h}");
+        assert!(
+            h["attributes"]["year"]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+                >= 2015.0
+        );
+    }
+    let bad = vitrina(&["search", "--index", &dir, "--filter", "colour=Red", "shoes"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success()
+            && err.contains("unknown field `colour`")
+            && err.contains("baseColour"),
+        "{err}"
+    );
+    let bad = vitrina(&["search", "--index", &dir, "--filter", "year>=soon", "shoes"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a number"));
+
+    let (_server, port) = Server::start(&["--index", &dir]);
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/search?q=watch&k=12&mode=image&filter=broad:Watches&filter=gender:Men,Unisex",
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let hits = r["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    for h in hits {
+        assert_eq!(h["broad"], "Watches");
+        assert!(
+            ["Men", "Unisex"].contains(&h["attributes"]["gender"].as_str().unwrap()),
+            "{h}"
+        );
+    }
+    let (status, body) = http(port, "GET", "/api/search?q=watch&filter=nope:1", b"");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("unknown field `nope`"));
+    let (status, body) = http(port, "GET", "/api/facets", b"");
+    assert_eq!(status, 200);
+    let f: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(f["fields"][0]["field"], "broad");
+    let year = f["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["field"] == "year")
+        .unwrap();
+    assert_eq!(year["numeric"], true);
+}

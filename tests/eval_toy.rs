@@ -9,7 +9,7 @@ use vitrina::catalog::Product;
 use vitrina::eval::{draw_queries, evaluate, EvalConfig, MethodFigures};
 use vitrina::search::{Diversify, Mode, Ranking, Searcher};
 use vitrina::store::{
-    Entry, MemoryStore, Snapshot, Store, StoreMeta, StoreWriter, StoredProduct, VectorKind,
+    Entry, Filter, MemoryStore, Snapshot, Store, StoreMeta, StoreWriter, StoredProduct, VectorKind,
 };
 
 const DIM: usize = 16;
@@ -93,6 +93,7 @@ fn precision_at_k_matches_hand_computed_answers() {
             Diversify::Mmr { lambda: 1.0 },
         ],
         sweep_alpha: true,
+        filter: Filter::default(),
     };
     let report = evaluate(&searcher, &config).unwrap();
     assert_eq!(report.queries, 40);
@@ -139,7 +140,7 @@ fn a_query_never_finds_its_own_product() {
     let index = toy_index();
     let searcher = Searcher::stored_vectors_only(&index);
     let products = index.products().unwrap();
-    for q in draw_queries(&products, 40, 3) {
+    for q in draw_queries(&products, 40, 3, &Filter::default()) {
         let id = products[q].id();
         let text = index
             .vectors(VectorKind::Text, &[id])
@@ -164,12 +165,20 @@ fn a_query_never_finds_its_own_product() {
 #[test]
 fn draw_queries_is_seeded() {
     let products = toy_index().products().unwrap();
+    let all = Filter::default();
     assert_eq!(
-        draw_queries(&products, 10, 7),
-        draw_queries(&products, 10, 7)
+        draw_queries(&products, 10, 7, &all),
+        draw_queries(&products, 10, 7, &all)
     );
     assert_ne!(
-        draw_queries(&products, 10, 7),
-        draw_queries(&products, 10, 8)
+        draw_queries(&products, 10, 7, &all),
+        draw_queries(&products, 10, 8, &all)
     );
+    // Filtered: only matching products are drawn.
+    let shoes = Filter::parse(&["broad=shoes"]).unwrap();
+    let drawn = draw_queries(&products, 40, 7, &shoes);
+    assert_eq!(drawn.len(), 10);
+    assert!(drawn
+        .iter()
+        .all(|&q| products[q].product.broad.as_deref() == Some("shoes")));
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::search::keyword::Tfidf;
 use crate::search::{Diversify, Mode, Ranking, Searcher};
-use crate::store::{Hit, Store, StoredProduct, VectorKind};
+use crate::store::{Filter, Hit, Store, StoredProduct, VectorKind};
 use metrics::precision_at_k;
 
 /// The reference experiment's cut-offs.
@@ -42,6 +42,10 @@ pub struct EvalConfig {
     /// Diversification variants run beside each plain search type.
     pub diversify: Vec<Diversify>,
     pub sweep_alpha: bool,
+    /// Evaluate within the products that pass this filter: queries are drawn from them
+    /// and every method searches only them.
+    #[serde(skip_serializing_if = "Filter::is_empty")]
+    pub filter: Filter,
 }
 
 /// Top-10 variety. The visual figures need image vectors (`None` without them).
@@ -197,13 +201,18 @@ impl Products<'_> {
     }
 }
 
-/// Draws the queries: a seeded sample of products that have both categories
-/// (positions in `products`).
-pub fn draw_queries(products: &[StoredProduct], count: usize, seed: u64) -> Vec<usize> {
+/// Draws the queries: a seeded sample of products that have both categories and pass
+/// `filter` (positions in `products`).
+pub fn draw_queries(
+    products: &[StoredProduct],
+    count: usize,
+    seed: u64,
+    filter: &Filter,
+) -> Vec<usize> {
     let mut candidates: Vec<usize> = (0..products.len())
         .filter(|&i| {
             let p = &products[i].product;
-            p.broad.is_some() && p.fine.is_some()
+            p.broad.is_some() && p.fine.is_some() && filter.matches(&products[i])
         })
         .collect();
     candidates.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -224,7 +233,10 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         store,
         by_id: all.iter().map(|p| (p.id(), p)).collect(),
     };
-    let queries = draw_queries(&all, config.queries, config.seed);
+    if !config.filter.is_empty() {
+        config.filter.check(&store.facets()?)?;
+    }
+    let queries = draw_queries(&all, config.queries, config.seed, &config.filter);
     let query_ids: Vec<&str> = queries.iter().map(|&q| all[q].id()).collect();
     let query_vectors: Vec<Vec<f32>> = store
         .vectors(VectorKind::Text, &query_ids)?
@@ -243,7 +255,9 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
     for &q in &queries {
         let started = Instant::now();
         let hits: Vec<Hit> = tfidf
-            .search(titles[q], k_max, |i| i != q)
+            .search(titles[q], k_max, |i| {
+                i != q && config.filter.matches(&all[i])
+            })
             .into_iter()
             .map(|h| Hit {
                 id: all[h.row].id().to_string(),
@@ -279,6 +293,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         for diversify in &variants {
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = *diversify;
+            ranking.filter = config.filter.clone();
             let mut tally = Tally::new();
             for (j, &q) in queries.iter().enumerate() {
                 let started = Instant::now();
@@ -300,6 +315,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let alpha = step as f32 / 10.0;
             let mut ranking = Ranking::new(Mode::Average, 10);
             ranking.alpha = alpha;
+            ranking.filter = config.filter.clone();
             let mut tally = Tally::new();
             for (j, &q) in queries.iter().enumerate() {
                 let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;

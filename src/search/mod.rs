@@ -14,7 +14,7 @@ use serde::Serialize;
 pub use diversify::Diversify;
 
 use crate::encoder::{fuse, Model};
-use crate::store::{Candidates, Hit, Space, Store, VectorKind};
+use crate::store::{Candidates, Filter, Hit, Space, Store, VectorKind};
 
 /// Which product vectors a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -73,8 +73,9 @@ pub struct ResultRow {
     pub has_image: bool,
 }
 
-/// How to rank: which vectors, how many, and the list's post-processing.
-#[derive(Debug, Clone, Copy)]
+/// How to rank: which vectors, how many, among which products, and the list's
+/// post-processing.
+#[derive(Debug, Clone)]
 pub struct Ranking {
     pub mode: Mode,
     pub k: usize,
@@ -82,6 +83,9 @@ pub struct Ranking {
     /// average vector (the reference's equal weights).
     pub alpha: f32,
     pub diversify: Diversify,
+    /// Only products that pass it (applied inside the search: k results whenever k
+    /// products match).
+    pub filter: Filter,
 }
 
 impl Ranking {
@@ -91,6 +95,7 @@ impl Ranking {
             k,
             alpha: 0.5,
             diversify: Diversify::None,
+            filter: Filter::default(),
         }
     }
 
@@ -182,9 +187,13 @@ impl<'a> Searcher<'a> {
         } else {
             ranking.k.max(diversify::POOL)
         };
+        if !ranking.filter.is_empty() {
+            ranking.filter.check(&self.store.facets()?)?;
+        }
         let candidates = Candidates {
             exclude,
             with_image_only: ranking.mode == Mode::Image,
+            filter: (!ranking.filter.is_empty()).then_some(&ranking.filter),
         };
         let space = ranking.space()?;
         let needed = match space {

@@ -3,6 +3,8 @@
 //! - `GET  /api/search?q=..&mode=..&k=..&diversify=..&lambda=..&alpha=..` text search
 //! - `POST /api/search?...` with an image (JPEG/PNG/WebP bytes) as the body: search by
 //!   image, with `q` too for a combined query (`text_weight` sets the mix)
+//!   `filter=FIELD:VALUE[,VALUE]` (repeatable; also `FIELD>=N`...) narrows any search
+//! - `GET  /api/facets` the fields products have and their common values (filter chips)
 //! - `GET  /images/{id}` a product's image, `GET /health`, `GET /` the page
 //! - `GET  /api/products/{id}` one stored product
 //! - `PUT  /api/products/{id}` add or replace a product (JSON, image as `image_base64`),
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -67,6 +69,19 @@ pub struct SearchParams {
     lambda: Option<f32>,
     alpha: Option<f32>,
     text_weight: Option<f32>,
+    /// Every `filter=` of the query string (repeatable, so read from the raw query).
+    #[serde(skip)]
+    filters: Vec<String>,
+}
+
+impl SearchParams {
+    fn with_filters(mut self, raw: Option<String>) -> Self {
+        self.filters = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "filter")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        self
+    }
 }
 
 #[derive(Serialize)]
@@ -125,11 +140,14 @@ impl SearchParams {
         if !(0.0..=1.0).contains(&alpha) {
             return Err(bad_request("alpha must be within 0..1"));
         }
+        let filter = crate::store::Filter::parse(&self.filters)
+            .map_err(|e| bad_request(format!("{e:#}")))?;
         Ok(Ranking {
             mode,
             k,
             alpha,
             diversify,
+            filter,
         })
     }
 }
@@ -186,16 +204,28 @@ async fn blocking_search(
 async fn search_get(
     State(state): State<Arc<AppState>>,
     UrlQuery(params): UrlQuery<SearchParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    blocking_search(state, params, None).await
+    blocking_search(state, params.with_filters(raw), None).await
 }
 
 async fn search_post(
     State(state): State<Arc<AppState>>,
     UrlQuery(params): UrlQuery<SearchParams>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    blocking_search(state, params, Some(body)).await
+    blocking_search(state, params.with_filters(raw), Some(body)).await
+}
+
+/// The catalogue's fields and their common values, for filter chips.
+async fn facets(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let facets = state
+        .store
+        .snapshot()
+        .facets()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    Ok(Json(facets).into_response())
 }
 
 async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -465,6 +495,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/health", get(health))
         .route("/api/search", get(search_get).post(search_post))
+        .route("/api/facets", get(facets))
         .route("/images/{id}", get(product_image))
         .route(
             "/api/products/{id}",

@@ -13,11 +13,13 @@
 
 pub mod embedded;
 mod file;
+pub mod filter;
 pub mod scan;
 mod snapshot;
 mod wal;
 
 pub use embedded::{EmbeddedWriter, LiveStore};
+pub use filter::{Facets, Filter};
 pub use snapshot::Snapshot;
 
 use std::collections::BTreeMap;
@@ -139,11 +141,15 @@ pub struct Candidates<'a> {
     pub exclude: &'a [&'a str],
     /// Only products with a usable image (image mode).
     pub with_image_only: bool,
+    /// Only products that pass this filter.
+    pub filter: Option<&'a Filter>,
 }
 
 impl Candidates<'_> {
     pub fn admits(&self, p: &StoredProduct) -> bool {
-        (!self.with_image_only || p.has_image) && !self.exclude.contains(&p.id())
+        (!self.with_image_only || p.has_image)
+            && !self.exclude.contains(&p.id())
+            && self.filter.is_none_or(|f| f.matches(p))
     }
 }
 
@@ -183,6 +189,8 @@ pub trait Store: Send + Sync {
     fn product(&self, id: &str) -> Result<Option<StoredProduct>>;
     /// Every product, in a stable order (evaluation, the keyword index, sync).
     fn products(&self) -> Result<Vec<StoredProduct>>;
+    /// The fields products have and their common values (filters, the page's chips).
+    fn facets(&self) -> Result<Facets>;
     fn info(&self) -> StoreInfo;
 }
 

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::scan::{dot, sort_hits, top_k_by, RowHit};
 use super::wal::Op;
+use super::Facets;
 use super::{
     Candidates, Entry, Hit, Space, Store, StoreInfo, StoreMeta, StoredProduct, VectorKind,
 };
@@ -147,6 +148,8 @@ pub struct Snapshot {
     delta_ids: HashMap<String, Option<u32>>,
     delta_alive: Vec<bool>,
     live: usize,
+    /// Computed on first use; a snapshot never changes, so neither do they.
+    facets: OnceLock<Facets>,
 }
 
 impl Snapshot {
@@ -173,6 +176,7 @@ impl Snapshot {
             delta_ids: HashMap::new(),
             delta_alive: Vec::new(),
             live: n,
+            facets: OnceLock::new(),
         }
     }
 
@@ -194,6 +198,7 @@ impl Snapshot {
             delta_ids: self.delta_ids.clone(),
             delta_alive: self.delta_alive.clone(),
             live: self.live,
+            facets: OnceLock::new(),
         }
     }
 
@@ -236,6 +241,7 @@ impl Snapshot {
 
     /// Applies operations in order (entries were checked when the op was made).
     pub(crate) fn apply(&mut self, ops: &[Op]) {
+        self.facets = OnceLock::new();
         for op in ops {
             match op {
                 Op::Upsert(entries) => {
@@ -368,6 +374,21 @@ impl Store for Snapshot {
             .filter(|&r| self.delta_alive[r])
             .map(|r| &self.delta.products[r]);
         Ok(base.chain(delta).cloned().collect())
+    }
+
+    fn facets(&self) -> Result<Facets> {
+        Ok(self
+            .facets
+            .get_or_init(|| {
+                let base = (0..self.base.len())
+                    .filter(|&r| self.base_alive[r])
+                    .map(|r| &self.base.products[r]);
+                let delta = (0..self.delta.len())
+                    .filter(|&r| self.delta_alive[r])
+                    .map(|r| &self.delta.products[r]);
+                Facets::of(base.chain(delta))
+            })
+            .clone())
     }
 
     fn info(&self) -> StoreInfo {
