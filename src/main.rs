@@ -197,7 +197,58 @@ struct IndexArgs {
     #[arg(long)]
     prune: bool,
     #[command(flatten)]
+    ann: AnnArgs,
+    #[command(flatten)]
     model: ModelArgs,
+}
+
+/// When the index builds HNSW graphs (kept in the index: later syncs and upserts follow it).
+#[derive(Args)]
+struct AnnArgs {
+    /// Always build HNSW graphs.
+    #[arg(long, conflicts_with = "exact")]
+    ann: bool,
+    /// Never build graphs: every search scans all products.
+    #[arg(long)]
+    exact: bool,
+    /// Build graphs when the index holds at least this many products (default 100000).
+    #[arg(long)]
+    ann_threshold: Option<usize>,
+    /// HNSW links per node (M, default 16).
+    #[arg(long)]
+    ann_m: Option<usize>,
+    /// HNSW candidates explored per insert (default 200).
+    #[arg(long)]
+    ann_ef_construction: Option<usize>,
+    /// HNSW candidates explored per query (default 128).
+    #[arg(long)]
+    ann_ef_search: Option<usize>,
+}
+
+impl AnnArgs {
+    /// The policy these flags ask for, on top of the index's current one.
+    fn policy(&self, current: vitrina::store::AnnPolicy) -> Result<vitrina::store::AnnPolicy> {
+        use vitrina::store::AnnMode;
+        let mut p = current;
+        if self.ann {
+            p.mode = AnnMode::Always;
+        } else if self.exact {
+            p.mode = AnnMode::Never;
+        } else if self.ann_threshold.is_some() {
+            p.mode = AnnMode::Auto;
+        }
+        p.threshold = self.ann_threshold.unwrap_or(p.threshold);
+        p.params.m = self.ann_m.unwrap_or(p.params.m);
+        p.params.ef_construction = self.ann_ef_construction.unwrap_or(p.params.ef_construction);
+        p.params.ef_search = self.ann_ef_search.unwrap_or(p.params.ef_search);
+        if !(2..=255).contains(&p.params.m) {
+            bail!("--ann-m must be within 2..=255");
+        }
+        if p.params.ef_construction == 0 || p.params.ef_search == 0 {
+            bail!("--ann-ef-construction and --ann-ef-search must be at least 1");
+        }
+        Ok(p)
+    }
 }
 
 /// Result-list diversification (visual, on image vectors).
@@ -256,6 +307,15 @@ struct SearchArgs {
     /// fine and the catalogue's attributes (`vitrina info` lists them).
     #[arg(long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
+    /// Scan every product (the default below the ANN threshold).
+    #[arg(long, conflicts_with = "ann")]
+    exact: bool,
+    /// Use the index's HNSW graph (an error if it has none).
+    #[arg(long)]
+    ann: bool,
+    /// Candidates explored per graph search (higher: better recall, slower).
+    #[arg(long)]
+    ef: Option<usize>,
     /// The text query.
     query: Option<String>,
     #[command(flatten)]
@@ -436,17 +496,36 @@ fn print_report(report: &Report) {
     );
 }
 
-/// Syncs the store in `dir` with the catalogue, then folds the log into the base.
-fn sync_folder(catalog: &Catalog, model: &Model, dir: &Path, prune: bool) -> Result<Report> {
+/// Syncs the store in `dir` with the catalogue, then folds the log into the base
+/// (building HNSW graphs when the policy says so).
+fn sync_folder(
+    catalog: &Catalog,
+    model: &Model,
+    dir: &Path,
+    prune: bool,
+    ann: Option<&AnnArgs>,
+) -> Result<Report> {
     let meta = indexing::store_meta(model, &catalog.spec.name, catalog.spec.image.is_some());
     let mut writer = EmbeddedWriter::create(dir, &meta)?;
     for note in &writer.notes {
         eprintln!("{note}");
     }
+    let ann_changed = match ann {
+        Some(args) => {
+            let policy = args.policy(writer.ann_policy())?;
+            writer.set_ann(policy)
+        }
+        None => false,
+    };
     let report = indexing::sync(catalog, model, &mut writer, &SyncOptions { prune })?;
     print_report(&report);
-    if writer.log_bytes() > 0 {
+    if writer.log_bytes() > 0 || ann_changed {
+        let started = Instant::now();
         writer.compact()?;
+        eprintln!(
+            "wrote the base file in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(report)
 }
@@ -454,13 +533,14 @@ fn sync_folder(catalog: &Catalog, model: &Model, dir: &Path, prune: bool) -> Res
 fn run_index(args: IndexArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog, args.split, args.limit)?;
     let model = args.model.load(None)?;
-    sync_folder(&catalog, &model, &args.index, args.prune)?;
+    sync_folder(&catalog, &model, &args.index, args.prune, Some(&args.ann))?;
     let info = LiveStore::open(&args.index)?.info();
     println!(
-        "{}: {} products, {:.1} MB",
+        "{}: {} products, {:.1} MB; search: {}",
         args.index.display(),
         info.products,
-        info.bytes_on_disk.unwrap_or(0) as f64 / 1e6
+        info.bytes_on_disk.unwrap_or(0) as f64 / 1e6,
+        info.search
     );
     Ok(())
 }
@@ -617,6 +697,12 @@ fn run_search(args: SearchArgs) -> Result<()> {
     ranking.alpha = args.alpha;
     ranking.diversify = args.diversify.method(args.lambda, 0);
     ranking.filter = vitrina::store::Filter::parse(&args.filters)?;
+    ranking.method = match (args.exact, args.ann) {
+        (true, _) => vitrina::store::Method::Exact,
+        (_, true) => vitrina::store::Method::Ann,
+        _ => vitrina::store::Method::Auto,
+    };
+    ranking.ef_search = args.ef;
     let started = Instant::now();
     let rows = searcher.search(&query, &ranking)?;
     let elapsed = started.elapsed();
@@ -683,7 +769,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let model = args.model.load(None)?;
     let snapshot = match &args.index {
         Some(dir) => {
-            sync_folder(&catalog, &model, dir, true)?;
+            sync_folder(&catalog, &model, dir, true, None)?;
             LiveStore::open(dir)?.snapshot()
         }
         None => {

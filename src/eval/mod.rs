@@ -294,6 +294,8 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = *diversify;
             ranking.filter = config.filter.clone();
+            // Exact search, so the figures do not depend on a graph's build.
+            ranking.method = crate::store::Method::Exact;
             let mut tally = Tally::new();
             for (j, &q) in queries.iter().enumerate() {
                 let started = Instant::now();
@@ -316,6 +318,8 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let mut ranking = Ranking::new(Mode::Average, 10);
             ranking.alpha = alpha;
             ranking.filter = config.filter.clone();
+            // Exact search, so the figures do not depend on a graph's build.
+            ranking.method = crate::store::Method::Exact;
             let mut tally = Tally::new();
             for (j, &q) in queries.iter().enumerate() {
                 let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;

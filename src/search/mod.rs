@@ -14,7 +14,7 @@ use serde::Serialize;
 pub use diversify::Diversify;
 
 use crate::encoder::{fuse, Model};
-use crate::store::{Candidates, Filter, Hit, Space, Store, VectorKind};
+use crate::store::{Candidates, Filter, Hit, Method, Space, Store, VectorKind};
 
 /// Which product vectors a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -86,6 +86,10 @@ pub struct Ranking {
     /// Only products that pass it (applied inside the search: k results whenever k
     /// products match).
     pub filter: Filter,
+    /// Graph (ANN) or full scan; `Auto` uses the graph where the store has one.
+    pub method: Method,
+    /// Candidates explored per graph search (default: the store's setting).
+    pub ef_search: Option<usize>,
 }
 
 impl Ranking {
@@ -96,6 +100,8 @@ impl Ranking {
             alpha: 0.5,
             diversify: Diversify::None,
             filter: Filter::default(),
+            method: Method::Auto,
+            ef_search: None,
         }
     }
 
@@ -194,6 +200,8 @@ impl<'a> Searcher<'a> {
             exclude,
             with_image_only: ranking.mode == Mode::Image,
             filter: (!ranking.filter.is_empty()).then_some(&ranking.filter),
+            method: ranking.method,
+            ef_search: ranking.ef_search,
         };
         let space = ranking.space()?;
         let needed = match space {

@@ -69,6 +69,10 @@ pub struct SearchParams {
     lambda: Option<f32>,
     alpha: Option<f32>,
     text_weight: Option<f32>,
+    /// `auto` (the graph where the index has one), `exact` or `ann`.
+    method: Option<String>,
+    /// Candidates explored per graph search.
+    ef: Option<usize>,
     /// Every `filter=` of the query string (repeatable, so read from the raw query).
     #[serde(skip)]
     filters: Vec<String>,
@@ -142,12 +146,27 @@ impl SearchParams {
         }
         let filter = crate::store::Filter::parse(&self.filters)
             .map_err(|e| bad_request(format!("{e:#}")))?;
+        let method = match self.method.as_deref().unwrap_or("auto") {
+            "auto" | "" => crate::store::Method::Auto,
+            "exact" => crate::store::Method::Exact,
+            "ann" => crate::store::Method::Ann,
+            other => {
+                return Err(bad_request(format!(
+                    "unknown method {other:?}: use auto, exact or ann"
+                )))
+            }
+        };
+        if self.ef.is_some_and(|ef| ef == 0 || ef > 10_000) {
+            return Err(bad_request("ef must be within 1..=10000"));
+        }
         Ok(Ranking {
             mode,
             k,
             alpha,
             diversify,
             filter,
+            method,
+            ef_search: self.ef,
         })
     }
 }

@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{bail, Context, Result};
 
-use super::file::{self, base_path, TMP_PREFIX};
+use super::ann::AnnPolicy;
+use super::file::{self, base_path, Extras, GraphFile, TMP_PREFIX};
 use super::snapshot::Snapshot;
 use super::wal::{self, Op};
 use super::{Entry, Store, StoreInfo, StoreMeta, StoreWriter};
@@ -61,6 +62,8 @@ struct Position {
     /// Offset in the log up to which records were applied; 0 before its header is read.
     wal_offset: u64,
     base_bytes: u64,
+    ann: AnnPolicy,
+    graphs: Vec<GraphFile>,
 }
 
 /// True if `dir` holds a store.
@@ -88,6 +91,8 @@ fn load(dir: &Path) -> Result<(Snapshot, Position, Option<u64>)> {
             generation,
             wal_offset: 0,
             base_bytes: base.bytes,
+            ann: base.ann,
+            graphs: base.graphs.clone(),
         };
         let mut incomplete = None;
         if log.is_file() {
@@ -107,8 +112,18 @@ fn load(dir: &Path) -> Result<(Snapshot, Position, Option<u64>)> {
     }
 }
 
-fn info_of(dir: &Path, snapshot: &Snapshot) -> StoreInfo {
+fn info_of(dir: &Path, snapshot: &Snapshot, ann: &AnnPolicy) -> StoreInfo {
     let mut info = snapshot.info();
+    if info.search == "exact" {
+        info.search = format!(
+            "exact (HNSW graphs: {})",
+            match ann.mode {
+                super::AnnMode::Auto => format!("built above {} products", ann.threshold),
+                super::AnnMode::Always => "always built".into(),
+                super::AnnMode::Never => "never built".into(),
+            }
+        );
+    }
     let bytes = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -189,7 +204,8 @@ impl LiveStore {
     }
 
     pub fn info(&self) -> StoreInfo {
-        info_of(&self.dir, &self.snapshot())
+        let ann = self.position.lock().unwrap_or_else(|e| e.into_inner()).ann;
+        info_of(&self.dir, &self.snapshot(), &ann)
     }
 }
 
@@ -202,6 +218,11 @@ pub struct EmbeddedWriter {
     generation: u64,
     base_bytes: u64,
     state: Snapshot,
+    ann: AnnPolicy,
+    /// The graphs of the current base file.
+    graphs: Vec<GraphFile>,
+    /// The policy differs from the base file's (set by `set_ann`).
+    ann_changed: bool,
     /// What opening found and repaired (an incomplete last write, leftover files).
     pub notes: Vec<String>,
 }
@@ -240,7 +261,11 @@ impl EmbeddedWriter {
         let lock = take_lock(dir)?;
         if !exists(dir) {
             let empty = Snapshot::empty(meta.clone());
-            file::write(dir, meta, &empty.compacted(), 0)?;
+            let extras = Extras {
+                ann: AnnPolicy::default(),
+                graphs: &[],
+            };
+            file::write(dir, meta, &empty.compacted(), 0, extras)?;
             wal::create(dir, 0)?;
         }
         let writer = Self::opened(dir, lock)?;
@@ -281,7 +306,12 @@ impl EmbeddedWriter {
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             let stale_log = wal::generation_of(&name).is_some_and(|g| g != position.generation);
-            if (name.starts_with(TMP_PREFIX) || stale_log)
+            let stale_graph = name.starts_with("ann-")
+                && !position
+                    .graphs
+                    .iter()
+                    .any(|g| name.starts_with(&format!("{}.hnsw.", g.basename)));
+            if (name.starts_with(TMP_PREFIX) || stale_log || stale_graph)
                 && std::fs::remove_file(entry.path()).is_ok()
             {
                 notes.push(format!(
@@ -317,6 +347,9 @@ impl EmbeddedWriter {
             generation: position.generation,
             base_bytes: position.base_bytes,
             state,
+            ann: position.ann,
+            graphs: position.graphs,
+            ann_changed: false,
             notes,
         })
     }
@@ -338,15 +371,46 @@ impl EmbeddedWriter {
         self.wal_end - wal::HEADER_LEN
     }
 
-    /// Folds the log into a new base file and starts a new log; returns the base's size.
+    /// When this store builds graphs.
+    pub fn ann_policy(&self) -> AnnPolicy {
+        self.ann
+    }
+
+    /// Sets when graphs are built (from the next compaction on); returns whether that
+    /// changes the base file's setting, so the caller knows a compaction is due.
+    pub fn set_ann(&mut self, policy: AnnPolicy) -> bool {
+        if policy != self.ann {
+            self.ann = policy;
+            self.ann_changed = true;
+        }
+        self.ann_changed
+    }
+
+    /// Folds the log into a new base file (with HNSW graphs when the policy says so)
+    /// and starts a new log; returns the base's size.
     pub fn compact(&mut self) -> Result<u64> {
         let meta = self.state.meta().clone();
         let segment = self.state.compacted();
         let next = self.generation + 1;
-        let bytes = file::write(&self.dir, &meta, &segment, next)?;
+        let graphs = if self.ann.builds(segment.products.len()) {
+            file::write_graphs(&self.dir, &meta, &segment, next, self.ann.params)?
+        } else {
+            Vec::new()
+        };
+        let extras = Extras {
+            ann: self.ann,
+            graphs: &graphs,
+        };
+        let bytes = file::write(&self.dir, &meta, &segment, next, extras)?;
         let wal = wal::create(&self.dir, next)?;
         let old = wal::path(&self.dir, self.generation);
         let _ = std::fs::remove_file(&old);
+        for g in std::mem::replace(&mut self.graphs, graphs) {
+            for name in super::ann::dump_files(&g.basename) {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
+        self.ann_changed = false;
         file::sync_dir(&self.dir)?;
         self.wal = wal;
         self.wal_end = wal::HEADER_LEN;
@@ -357,7 +421,7 @@ impl EmbeddedWriter {
     }
 
     pub fn info(&self) -> StoreInfo {
-        info_of(&self.dir, &self.state)
+        info_of(&self.dir, &self.state, &self.ann)
     }
 }
 
@@ -670,5 +734,150 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `n` products with random unit vectors; product i has attribute `bucket` = i % 100.
+    fn random_entries(n: usize, seed: u64) -> Vec<Entry> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let mut e = entry(&format!("r{i}"), "T", 0);
+                for v in e.vectors.values_mut() {
+                    let mut r: Vec<f32> =
+                        (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                    crate::encoder::normalize_rows(&mut r, DIM);
+                    *v = r;
+                }
+                e.product
+                    .product
+                    .attributes
+                    .insert("bucket".into(), (i % 100).to_string());
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn graphs_are_built_above_the_threshold_and_flags_override() {
+        use crate::store::{AnnMode, AnnPolicy, Filter, Method};
+        let policy = AnnPolicy {
+            threshold: 500,
+            ..AnnPolicy::default()
+        };
+        let q = unit([0.3, -0.2, 0.9, 0.1]);
+        let search = |store: &dyn Store, method: Method, filter: Option<&Filter>, k: usize| {
+            store.top_k(
+                Space::Kind(VectorKind::Text),
+                &q,
+                k,
+                &Candidates {
+                    method,
+                    filter,
+                    ..Candidates::default()
+                },
+            )
+        };
+        // Below the threshold: exact; `--ann` is an error, auto and exact agree.
+        let small = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(small.path(), &meta()).unwrap();
+        w.set_ann(policy);
+        w.upsert(random_entries(400, 1)).unwrap();
+        w.compact().unwrap();
+        drop(w);
+        let live = LiveStore::open(small.path()).unwrap();
+        let snap = live.snapshot();
+        assert_eq!(snap.info().search, "exact");
+        assert!(search(&*snap, Method::Ann, None, 5).is_err());
+        assert_eq!(
+            search(&*snap, Method::Auto, None, 5).unwrap(),
+            search(&*snap, Method::Exact, None, 5).unwrap()
+        );
+        // Above it: graphs, used by auto and `--ann`; `--exact` still scans.
+        let big = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(big.path(), &meta()).unwrap();
+        w.set_ann(policy);
+        w.upsert(random_entries(3000, 2)).unwrap();
+        w.compact().unwrap();
+        // A change after the graph was built is found (scanned exactly).
+        let mut late = entry("late", "L", 0);
+        late.vectors.insert(VectorKind::Text, q.clone());
+        w.upsert(vec![late]).unwrap();
+        w.delete(&["r7".into()]).unwrap();
+        drop(w);
+        let snap = LiveStore::open(big.path()).unwrap().snapshot();
+        assert!(
+            snap.info().search.starts_with("hnsw"),
+            "{}",
+            snap.info().search
+        );
+        let ann = search(&*snap, Method::Ann, None, 10).unwrap();
+        let exact = search(&*snap, Method::Exact, None, 10).unwrap();
+        assert_eq!(ann[0].id, "late");
+        let ids = |h: &[crate::store::Hit]| h.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+        let overlap = ids(&ann).iter().filter(|i| ids(&exact).contains(i)).count();
+        assert!(overlap >= 9, "{:?} vs {:?}", ids(&ann), ids(&exact));
+        assert!(
+            ann.iter().all(|h| h.id != "r7"),
+            "deleted products never come back"
+        );
+        // A filter inside the graph search; a very selective one (1%) still gives k.
+        for clauses in [["bucket<50"], ["bucket=3"]] {
+            let f = Filter::parse(&clauses).unwrap();
+            let hits = search(&*snap, Method::Ann, Some(&f), 25).unwrap();
+            assert_eq!(hits.len(), 25, "{clauses:?}");
+            for h in &hits {
+                let p = snap.product(&h.id).unwrap().unwrap();
+                assert!(f.matches(&p), "{clauses:?}: {}", h.id);
+            }
+        }
+        // `--exact` at index time removes the graphs at the next compaction.
+        let mut w = EmbeddedWriter::open(big.path()).unwrap();
+        assert!(w.set_ann(AnnPolicy {
+            mode: AnnMode::Never,
+            ..policy
+        }));
+        w.compact().unwrap();
+        drop(w);
+        let names: Vec<String> = std::fs::read_dir(big.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with("ann-")), "{names:?}");
+        assert_eq!(
+            LiveStore::open(big.path())
+                .unwrap()
+                .snapshot()
+                .info()
+                .search,
+            "exact"
+        );
+    }
+
+    #[test]
+    fn a_damaged_graph_is_refused_with_its_name() {
+        use crate::store::{AnnMode, AnnPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        w.set_ann(AnnPolicy {
+            mode: AnnMode::Always,
+            ..AnnPolicy::default()
+        });
+        w.upsert(random_entries(300, 3)).unwrap();
+        w.compact().unwrap();
+        drop(w);
+        let graph = dir.path().join("ann-image-000001.hnsw.graph");
+        let mut bytes = std::fs::read(&graph).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&graph, &bytes).unwrap();
+        let err = format!("{:#}", LiveStore::open(dir.path()).err().unwrap());
+        assert!(
+            err.contains("ann-image-000001.hnsw.graph") && err.contains("checksum"),
+            "{err}"
+        );
+        std::fs::remove_file(&graph).unwrap();
+        let err = format!("{:#}", LiveStore::open(dir.path()).err().unwrap());
+        assert!(err.contains("graph is missing"), "{err}");
     }
 }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::ann::{dump_files, AnnParams, AnnPolicy, Graph};
 use super::snapshot::Segment;
 use super::{StoreMeta, StoredProduct, VectorKind};
 
@@ -45,11 +46,25 @@ struct Block {
     crc32: u32,
 }
 
+/// An ANN graph dumped beside the base file (hnsw_rs's two files), with checksums.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GraphFile {
+    pub kind: VectorKind,
+    pub basename: String,
+    pub params: AnnParams,
+    /// CRC-32 of `basename.hnsw.graph` and `basename.hnsw.data`.
+    pub crc32: [u32; 2],
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     meta: StoreMeta,
     /// The write-ahead log that holds the changes made after this base.
     wal_generation: u64,
+    #[serde(default)]
+    ann: AnnPolicy,
+    #[serde(default)]
+    graphs: Vec<GraphFile>,
     products: Vec<StoredProduct>,
     blocks: Vec<Block>,
 }
@@ -69,18 +84,68 @@ fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+/// CRC-32 of a whole file.
+fn file_crc(path: &Path) -> Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Builds and dumps one graph per vector kind of `segment`, for base `generation`.
+pub(crate) fn write_graphs(
+    dir: &Path,
+    meta: &StoreMeta,
+    segment: &Segment,
+    generation: u64,
+    params: AnnParams,
+) -> Result<Vec<GraphFile>> {
+    let mut out = Vec::new();
+    for &kind in &meta.kinds {
+        let graph = Graph::build(&segment.vectors[&kind], meta.dim, params);
+        let wanted = format!("ann-{}-{generation:06}", format!("{kind:?}").to_lowercase());
+        let basename = graph.dump(dir, &wanted)?;
+        let [g, d] = dump_files(&basename);
+        let crc32 = [file_crc(&dir.join(g))?, file_crc(&dir.join(d))?];
+        out.push(GraphFile {
+            kind,
+            basename,
+            params,
+            crc32,
+        });
+    }
+    Ok(out)
+}
+
+/// What a base file holds besides products and vectors.
+pub(crate) struct Extras<'a> {
+    pub ann: AnnPolicy,
+    pub graphs: &'a [GraphFile],
+}
+
 /// Writes a base file atomically (temp file, sync, rename, sync folder); returns its size.
 pub(crate) fn write(
     dir: &Path,
     meta: &StoreMeta,
     segment: &Segment,
     generation: u64,
+    extras: Extras,
 ) -> Result<u64> {
     let rows = segment.products.len();
     let block_bytes = rows * meta.dim * 4;
     let mut header = Header {
         meta: meta.clone(),
         wal_generation: generation,
+        ann: extras.ann,
+        graphs: extras.graphs.to_vec(),
         products: segment.products.clone(),
         blocks: meta
             .kinds
@@ -144,6 +209,8 @@ pub(crate) fn write(
 pub(crate) struct Base {
     pub meta: StoreMeta,
     pub wal_generation: u64,
+    pub ann: AnnPolicy,
+    pub graphs: Vec<GraphFile>,
     pub segment: Segment,
     pub bytes: u64,
 }
@@ -235,10 +302,34 @@ pub(crate) fn read(dir: &Path) -> Result<Base> {
         vectors.insert(block.kind, v);
     }
     let dim = meta.dim;
+    let mut segment = Segment::new(header.products, vectors, dim);
+    for g in &header.graphs {
+        let files = dump_files(&g.basename);
+        for (name, want) in files.iter().zip(g.crc32) {
+            let file = dir.join(name);
+            let crc = file_crc(&file).with_context(|| {
+                format!(
+                    "the index's ANN graph is missing: rebuild it with `vitrina index --index {}`",
+                    dir.display()
+                )
+            })?;
+            if crc != want {
+                bail!(
+                    "{} is damaged: it fails its checksum; rebuild the graphs with `vitrina index --index {}`",
+                    file.display(),
+                    dir.display()
+                );
+            }
+        }
+        let graph = Graph::load(dir, &g.basename, g.params)?;
+        segment.ann.insert(g.kind, std::sync::Arc::new(graph));
+    }
     Ok(Base {
         meta,
         wal_generation: header.wal_generation,
-        segment: Segment::new(header.products, vectors, dim),
+        ann: header.ann,
+        graphs: header.graphs,
+        segment,
         bytes: file_len,
     })
 }

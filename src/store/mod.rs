@@ -11,6 +11,7 @@
 //!
 //! The PostgreSQL store implements the same traits.
 
+pub mod ann;
 pub mod embedded;
 mod file;
 pub mod filter;
@@ -18,6 +19,7 @@ pub mod scan;
 mod snapshot;
 mod wal;
 
+pub use ann::{AnnMode, AnnParams, AnnPolicy, Method};
 pub use embedded::{EmbeddedWriter, LiveStore};
 pub use filter::{Facets, Filter};
 pub use snapshot::Snapshot;
@@ -143,6 +145,10 @@ pub struct Candidates<'a> {
     pub with_image_only: bool,
     /// Only products that pass this filter.
     pub filter: Option<&'a Filter>,
+    /// Graph or full scan (how to find the best of these candidates).
+    pub method: Method,
+    /// Candidates explored per graph search (default: the store's setting).
+    pub ef_search: Option<usize>,
 }
 
 impl Candidates<'_> {
@@ -162,7 +168,7 @@ pub struct StoreInfo {
     pub dim: usize,
     pub kinds: Vec<VectorKind>,
     pub catalog: String,
-    /// "exact" (a flat scan; ANN comes with the filters issue).
+    /// "exact", or the graphs and their parameters.
     pub search: String,
     pub bytes_on_disk: Option<u64>,
     pub location: String,

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 
+use super::ann::{Graph, Method};
 use super::scan::{dot, sort_hits, top_k_by, RowHit};
 use super::wal::Op;
 use super::Facets;
@@ -19,6 +20,8 @@ use super::{
 pub(crate) struct Segment {
     pub products: Vec<StoredProduct>,
     pub vectors: BTreeMap<VectorKind, Vec<f32>>,
+    /// HNSW graphs over some kinds' rows (base segments above the store's threshold).
+    pub ann: BTreeMap<VectorKind, Arc<Graph>>,
     dim: usize,
     /// `text . image` per row, for [`Space::Blend`]; computed on first use.
     text_dot_image: OnceLock<Vec<f32>>,
@@ -33,6 +36,7 @@ impl Segment {
         Segment {
             products,
             vectors,
+            ann: BTreeMap::new(),
             dim,
             text_dot_image: OnceLock::new(),
         }
@@ -89,6 +93,28 @@ impl Segment {
     ) -> Result<Vec<RowHit>> {
         let keep = |r: usize| alive[r] && candidates.admits(&self.products[r]);
         let d = self.dim;
+        if let Space::Kind(kind) = space {
+            match (candidates.method, self.ann.get(&kind)) {
+                (Method::Exact, _) | (Method::Auto, None) => {}
+                (Method::Ann, None) => {
+                    return Err(anyhow!(
+                        "this index has no ANN graph for {kind:?} vectors ({} products; graphs are built \
+                         above the threshold, or always with `vitrina index --ann`); search with --exact",
+                        self.len()
+                    ))
+                }
+                (_, Some(graph)) => {
+                    let ef = candidates.ef_search.unwrap_or(graph.params.ef_search);
+                    let hits = graph.search(query, k, ef, &keep);
+                    // A selective filter can leave fewer than k products reachable in
+                    // the graph: then scan exactly, so k results come back whenever k
+                    // products match.
+                    if hits.len() >= k.min(self.len()) {
+                        return Ok(hits);
+                    }
+                }
+            }
+        }
         let missing = |kind: VectorKind| {
             anyhow!(
                 "this store has no {kind:?} vectors (it holds {:?}): the catalogue has no images, \
@@ -315,9 +341,14 @@ impl Store for Snapshot {
         let base = self
             .base
             .top_k(space, query, k, &self.base_alive, candidates)?;
+        // Changes since the base file are few and have no graph: always scanned.
+        let exact = Candidates {
+            method: Method::Exact,
+            ..*candidates
+        };
         let delta = self
             .delta
-            .top_k(space, query, k, &self.delta_alive, candidates)?;
+            .top_k(space, query, k, &self.delta_alive, &exact)?;
         let n = self.base.len();
         let mut all: Vec<RowHit> = base
             .into_iter()
@@ -392,6 +423,18 @@ impl Store for Snapshot {
     }
 
     fn info(&self) -> StoreInfo {
+        let search = match self.base.ann.values().next() {
+            Some(g) => format!(
+                "hnsw (M {}, ef_construction {}, ef_search {}) over {} products for {:?}; exact over {} recent changes",
+                g.params.m,
+                g.params.ef_construction,
+                g.params.ef_search,
+                self.base.len(),
+                self.base.ann.keys().collect::<Vec<_>>(),
+                self.delta.len()
+            ),
+            None => "exact".into(),
+        };
         let with_image = (0..self.base.len())
             .filter(|&r| self.base_alive[r] && self.base.products[r].has_image)
             .count()
@@ -405,7 +448,7 @@ impl Store for Snapshot {
             dim: self.meta.dim,
             kinds: self.meta.kinds.clone(),
             catalog: self.meta.catalog.clone(),
-            search: "exact".into(),
+            search,
             bytes_on_disk: None,
             location: "memory".into(),
         }
