@@ -230,10 +230,10 @@ mod tests {
         let recall = found as f64 / 1000.0;
         assert!(recall >= 0.95, "recall@10 {recall}");
         // A filter is applied inside the graph search.
-        let even = |r: usize| r % 2 == 0;
+        let even = |r: usize| r.is_multiple_of(2);
         for q in queries.chunks_exact(dim).take(10) {
             let hits = graph.search(q, 10, 128, &even);
-            assert!(hits.iter().all(|h| h.row % 2 == 0));
+            assert!(hits.iter().all(|h| h.row.is_multiple_of(2)));
         }
         // Dump and load give the same answers.
         let dir = tempfile::tempdir().unwrap();
