@@ -133,6 +133,9 @@ struct BenchArgs {
     /// With --suite store: use at most this many products.
     #[arg(long)]
     limit: Option<usize>,
+    /// With --suite ann: how many vectors (the --index's own, then noisy copies).
+    #[arg(long, default_value_t = 200_000)]
+    rows: usize,
     /// Print the table as JSON (one object per measurement).
     #[arg(long)]
     json: bool,
@@ -144,6 +147,8 @@ struct BenchArgs {
 enum BenchSuite {
     Towers,
     Store,
+    /// HNSW vs exact scan (and faiss with --peer-python) on --rows vectors of --index.
+    Ann,
 }
 
 #[derive(Args)]
@@ -220,7 +225,7 @@ struct AnnArgs {
     /// HNSW candidates explored per insert (default 200).
     #[arg(long)]
     ann_ef_construction: Option<usize>,
-    /// HNSW candidates explored per query (default 128).
+    /// HNSW candidates explored per query (default 256).
     #[arg(long)]
     ann_ef_search: Option<usize>,
 }
@@ -847,6 +852,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 model_dir: args.model.model_dir.clone(),
             };
             vitrina::bench::run(&catalog, &config)?
+        }
+        BenchSuite::Ann => {
+            let Some(index) = &args.index else {
+                bail!("--suite ann needs --index DIR (its vectors seed the benchmark)");
+            };
+            vitrina::bench::ann::run(index, args.rows, args.peer_python.as_deref())?
         }
         BenchSuite::Store => {
             let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;

@@ -1,6 +1,7 @@
 //! `vitrina bench`: the performance figures quoted in the README, measured side by side
 //! in one run and printed as a table. Timing goals live here, never in unit tests.
 
+pub mod ann;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ fn per_second(n: usize, started: Instant) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 

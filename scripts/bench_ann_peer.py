@@ -1,0 +1,50 @@
+"""Peer for `vitrina bench --suite ann`: faiss's IndexHNSWFlat on the same vectors and
+queries (float32 files written by vitrina), inner product, the same M and
+efConstruction, the same efSearch values, one query at a time, 2 threads.
+Recall@10 is measured against the exact answers vitrina wrote (row ids, int64).
+Prints one JSON document.
+"""
+import json
+import sys
+import time
+
+import faiss
+import numpy as np
+
+
+def main() -> None:
+    base_file, query_file, truth_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    n, q, dim, m, ef_construction = (int(x) for x in sys.argv[4:9])
+    efs = [int(x) for x in sys.argv[9].split(",")]
+    threads = int(sys.argv[10])
+    faiss.omp_set_num_threads(threads)
+    base = np.fromfile(base_file, dtype=np.float32).reshape(n, dim)
+    queries = np.fromfile(query_file, dtype=np.float32).reshape(q, dim)
+    truth = np.fromfile(truth_file, dtype=np.int64).reshape(q, 10)
+    index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    start = time.perf_counter()
+    index.add(base)
+    build = time.perf_counter() - start
+    out = {"faiss": faiss.__version__, "build_seconds": build, "runs": []}
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        times, found = [], 0
+        for i in range(q):
+            t = time.perf_counter()
+            _, ids = index.search(queries[i:i + 1], 10)
+            times.append(time.perf_counter() - t)
+            found += len(set(ids[0].tolist()) & set(truth[i].tolist()))
+        times.sort()
+        out["runs"].append({
+            "ef": ef,
+            "recall": found / (10 * q),
+            "p50_ms": times[len(times) // 2] * 1e3,
+            "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
+            "qps": q / sum(times),
+        })
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

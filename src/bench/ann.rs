@@ -1,0 +1,245 @@
+//! ANN benchmark: HNSW against the exact scan on `rows` x 384 vectors made from an
+//! index's own vectors (Myntra's average vectors, then copies with small Gaussian noise),
+//! with text vectors of random products as queries; recall@10 against the exact answer,
+//! latency and QPS per ef_search, unfiltered and with filters matching 50%, 5% and 0.1%
+//! of the vectors; faiss's IndexHNSWFlat at the same M / efConstruction / efSearch in the
+//! same run when a Python with faiss is given.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use super::{percentile, row, Row};
+use crate::encoder::normalize_rows;
+use crate::store::ann::{AnnParams, Graph};
+use crate::store::scan::top_k;
+use crate::store::{LiveStore, Store, VectorKind};
+
+const DIM_QUERIES: usize = 500;
+const EFS: [usize; 5] = [16, 32, 64, 128, 256];
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |pages| pages * 4096.0 / 1e6)
+}
+
+struct Timing {
+    p50: f64,
+    p99: f64,
+    qps: f64,
+}
+
+fn timing(mut ms: Vec<f64>) -> Timing {
+    let total: f64 = ms.iter().sum();
+    ms.sort_by(f64::total_cmp);
+    Timing {
+        p50: percentile(&ms, 0.5),
+        p99: percentile(&ms, 0.99),
+        qps: ms.len() as f64 / (total / 1e3),
+    }
+}
+
+fn fmt(t: &Timing) -> String {
+    format!("p50 {:.2} ms, p99 {:.2} ms, {:.0} QPS", t.p50, t.p99, t.qps)
+}
+
+/// Runs the benchmark; `peer` is a Python with faiss (scripts/requirements-ann-peer.txt).
+pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
+    let store = LiveStore::open(index)?.snapshot();
+    let products = store.products()?;
+    let ids: Vec<&str> = products.iter().map(|p| p.id()).collect();
+    let kind = if store.meta().kinds.contains(&VectorKind::Average) {
+        VectorKind::Average
+    } else {
+        VectorKind::Text
+    };
+    let source: Vec<f32> = store
+        .vectors(kind, &ids)?
+        .into_iter()
+        .flat_map(|v| v.expect("stored"))
+        .collect();
+    let texts: Vec<Vec<f32>> = store
+        .vectors(VectorKind::Text, &ids)?
+        .into_iter()
+        .map(|v| v.expect("stored"))
+        .collect();
+    let dim = store.meta().dim;
+    let n0 = products.len();
+    if n0 == 0 {
+        bail!("the index is empty");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let noise = Normal::new(0.0f32, 0.01).expect("valid normal");
+    let mut base = Vec::with_capacity(rows * dim);
+    for r in 0..rows {
+        let v = &source[(r % n0) * dim..(r % n0 + 1) * dim];
+        if r < n0 {
+            base.extend_from_slice(v);
+        } else {
+            base.extend(v.iter().map(|x| x + noise.sample(&mut rng)));
+        }
+    }
+    normalize_rows(&mut base, dim);
+    let queries: Vec<f32> = (0..DIM_QUERIES)
+        .flat_map(|_| texts[rng.random_range(0..n0)].clone())
+        .collect();
+    let mut out = Vec::new();
+    out.push(row(
+        format!("vectors: {rows} x {dim} ({n0} of the index's {kind:?} vectors, then copies + N(0, 0.01) noise); {DIM_QUERIES} title vectors as queries"),
+        "",
+    ));
+
+    // Exact answers (and exact timing), unfiltered.
+    let mut truth: Vec<Vec<usize>> = Vec::new();
+    let mut ms = Vec::new();
+    for q in queries.chunks_exact(dim) {
+        let t = Instant::now();
+        let hits = top_k(&base, dim, q, 10, |_| true);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        truth.push(hits.iter().map(|h| h.row).collect());
+    }
+    out.push(row("exact scan, k=10 (2 threads)", fmt(&timing(ms))));
+
+    let params = AnnParams::default();
+    let before = rss_mb();
+    let t = Instant::now();
+    let graph = Graph::build(&base, dim, params);
+    let build = t.elapsed().as_secs_f64();
+    let grown = rss_mb() - before;
+    out.push(row(
+        format!(
+            "vitrina HNSW build (hnsw_rs, M {}, ef_construction {}, 2 threads)",
+            params.m, params.ef_construction
+        ),
+        format!("{build:.1} s, +{grown:.0} MB resident"),
+    ));
+    let mut ours = Vec::new();
+    for ef in EFS {
+        let mut ms = Vec::new();
+        let mut found = 0;
+        for (q, want) in queries.chunks_exact(dim).zip(&truth) {
+            let t = Instant::now();
+            let hits = graph.search_where(q, 10, ef, None);
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            found += hits.iter().filter(|h| want.contains(&h.row)).count();
+        }
+        let recall = found as f64 / (10 * DIM_QUERIES) as f64;
+        let tm = timing(ms);
+        out.push(row(
+            format!("vitrina HNSW ef_search {ef}: recall@10 {recall:.3}"),
+            fmt(&tm),
+        ));
+        ours.push((ef, recall, tm));
+    }
+
+    // Filters matching 50%, 5% and 0.1% of the vectors (by row: every 2nd, 20th, 1000th).
+    for (share, every) in [("50%", 2usize), ("5%", 20), ("0.1%", 1000)] {
+        let keep = move |r: usize| r.is_multiple_of(every);
+        let mut exact_ms = Vec::new();
+        let mut ann_ms = Vec::new();
+        let (mut found, mut returned) = (0, 0);
+        for q in queries.chunks_exact(dim) {
+            let t = Instant::now();
+            let want = top_k(&base, dim, q, 10, keep);
+            exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let mut hits = graph.search(q, 10, params.ef_search, &keep);
+            if hits.len() < 10 {
+                hits = top_k(&base, dim, q, 10, keep);
+            }
+            ann_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            returned += hits.len();
+            found += hits
+                .iter()
+                .filter(|h| want.iter().any(|w| w.row == h.row))
+                .count();
+        }
+        out.push(row(
+            format!("filter matching {share}: exact scan"),
+            fmt(&timing(exact_ms)),
+        ));
+        out.push(row(
+            format!(
+                "filter matching {share}: HNSW filtered graph search (ef_search {}, scan if < 10 found), recall@10 {:.3}, {:.1} results",
+                params.ef_search,
+                found as f64 / (10 * DIM_QUERIES) as f64,
+                returned as f64 / DIM_QUERIES as f64
+            ),
+            fmt(&timing(ann_ms)),
+        ));
+    }
+
+    if let Some(python) = peer {
+        let tmp = tempfile::tempdir()?;
+        let base_file = tmp.path().join("base.f32");
+        let query_file = tmp.path().join("queries.f32");
+        let truth_file = tmp.path().join("truth.i64");
+        std::fs::write(&base_file, bytemuck::cast_slice::<f32, u8>(&base))?;
+        std::fs::write(&query_file, bytemuck::cast_slice::<f32, u8>(&queries))?;
+        let truth_ids: Vec<i64> = truth.iter().flatten().map(|&r| r as i64).collect();
+        std::fs::write(&truth_file, bytemuck::cast_slice::<i64, u8>(&truth_ids))?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_ann_peer.py");
+        let efs: Vec<String> = EFS.iter().map(|e| e.to_string()).collect();
+        let output = Command::new(python)
+            .arg(&script)
+            .args([&base_file, &query_file, &truth_file])
+            .args([
+                rows.to_string(),
+                DIM_QUERIES.to_string(),
+                dim.to_string(),
+                params.m.to_string(),
+                params.ef_construction.to_string(),
+                efs.join(","),
+                "2".into(),
+            ])
+            .output()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        if !output.status.success() {
+            bail!(
+                "the faiss peer failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let peer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        out.push(row(
+            format!(
+                "faiss {} IndexHNSWFlat build (M {}, efConstruction {}, 2 threads)",
+                peer["faiss"].as_str().unwrap_or("?"),
+                params.m,
+                params.ef_construction
+            ),
+            format!("{:.1} s", peer["build_seconds"].as_f64().unwrap_or(0.0)),
+        ));
+        for run in peer["runs"].as_array().into_iter().flatten() {
+            let ef = run["ef"].as_u64().unwrap_or(0) as usize;
+            let qps = run["qps"].as_f64().unwrap_or(0.0);
+            let recall = run["recall"].as_f64().unwrap_or(0.0);
+            let ratio = ours
+                .iter()
+                .find(|(e, ..)| *e == ef)
+                .map(|(_, r, t)| {
+                    format!(
+                        "; vitrina at this ef: recall {r:.3}, {:.2}x faiss's QPS",
+                        t.qps / qps
+                    )
+                })
+                .unwrap_or_default();
+            out.push(row(
+                format!("faiss HNSW efSearch {ef}: recall@10 {recall:.3}"),
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms, {qps:.0} QPS{ratio}",
+                    run["p50_ms"].as_f64().unwrap_or(0.0),
+                    run["p99_ms"].as_f64().unwrap_or(0.0)
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
