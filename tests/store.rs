@@ -286,8 +286,36 @@ fn upsert_delete_get_and_info_from_the_command_line() {
     let i = info(&index);
     assert_eq!(i["products"], 21);
     assert_eq!(i["model"], "all-MiniLM-L6-v2+vitrina-lit-myntra-v1");
-    assert_eq!(i["search"], "exact");
+    assert!(i["search"].as_str().unwrap().starts_with("exact"), "{i}");
     assert!(i["bytes_on_disk"].as_u64().unwrap() > 0);
+
+    // `index --ann` builds HNSW graphs (no product is embedded again); searches use
+    // them, `--exact` scans, and `index --exact` removes them.
+    let out = shop.sync(&["--ann"]);
+    assert!(out.contains("embedded 0 products"), "{out}");
+    assert!(info(&index)["search"].as_str().unwrap().starts_with("hnsw"));
+    for flag in ["--ann", "--exact"] {
+        let out = vitrina(&[
+            "search",
+            "--index",
+            &index,
+            "--json",
+            "-k",
+            "3",
+            flag,
+            "--mode",
+            "image",
+            "black shoes",
+        ]);
+        assert_eq!(common::json_hits(&out).len(), 3, "{flag}");
+    }
+    shop.sync(&["--exact"]);
+    assert!(info(&index)["search"]
+        .as_str()
+        .unwrap()
+        .starts_with("exact"));
+    let out = vitrina(&["search", "--index", &index, "--ann", "black shoes"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ANN graph"));
 
     let missing = vitrina(&[
         "upsert",
