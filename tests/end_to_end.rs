@@ -392,6 +392,32 @@ fn filters_from_the_cli_and_http_and_their_errors() {
     let (status, body) = http(port, "GET", "/api/search?q=watch&filter=nope:1", b"");
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("unknown field `nope`"));
+    // A decompression bomb: a 57-byte PNG claiming 100,000 x 100,000 pixels.
+    let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (
+            &b"IHDR"[..],
+            [
+                &100_000u32.to_be_bytes()[..],
+                &100_000u32.to_be_bytes(),
+                &[8, 2, 0, 0, 0],
+            ]
+            .concat(),
+        ),
+        (
+            b"IDAT",
+            vec![0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        ),
+        (b"IEND", vec![]),
+    ] {
+        bomb.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let body = [kind, &data].concat();
+        bomb.extend_from_slice(&body);
+        bomb.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    }
+    let (status, body) = http(port, "POST", "/api/search?mode=image", &bomb);
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("megapixels"));
     let (status, body) = http(port, "GET", "/api/facets", b"");
     assert_eq!(status, 200);
     let f: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -34,8 +34,57 @@ pub fn load_product_image(product: &Product) -> Result<DynamicImage, String> {
 /// Decodes image bytes (an upload, say).
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
     check_complete(bytes)?;
-    image::load_from_memory(bytes).context("cannot decode image bytes (JPEG, PNG or WebP expected)")
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .context("cannot read image bytes")
+    };
+    // The declared size first: a small file can claim a huge canvas (a "decompression
+    // bomb": a 389 KB PNG cost 1 GB to decode), so refuse before allocating anything.
+    let (width, height) = reader()?
+        .into_dimensions()
+        .context("cannot decode image bytes (JPEG, PNG or WebP expected)")?;
+    let pixels = width as u64 * height as u64;
+    if pixels > MAX_PIXELS {
+        return Err(ImageTooLarge { width, height }.into());
+    }
+    let mut reader = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader
+        .decode()
+        .context("cannot decode image bytes (JPEG, PNG or WebP expected)")
 }
+
+/// Largest image decoded, in pixels (a 40-megapixel photo).
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Memory one decode may allocate (40 MP x 4 channels x 16 bits, with room to spare).
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// An image whose declared size is above [`MAX_PIXELS`] (the server answers 413).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageTooLarge {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Display for ImageTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the image declares {} x {} pixels ({:.0} megapixels); the limit is {} megapixels",
+            self.width,
+            self.height,
+            self.width as f64 * self.height as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        )
+    }
+}
+
+impl std::error::Error for ImageTooLarge {}
 
 /// Refuses a JPEG or WebP file that was cut short. Their decoders fill a truncated
 /// file's missing rows with grey and report success, so a half-downloaded photo would
@@ -198,6 +247,33 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0u8; 100]);
         assert!(decode_image(&padded).is_ok());
+    }
+
+    /// A PNG declaring `w x h` pixels whose data is a few compressed bytes.
+    fn bomb_png(w: u32, h: u32) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            png.extend_from_slice(&body);
+            png.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        };
+        let ihdr = [w.to_be_bytes(), h.to_be_bytes()].concat();
+        chunk(b"IHDR", &[ihdr.as_slice(), &[8, 2, 0, 0, 0]].concat());
+        chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(b"IEND", &[]);
+        png
+    }
+
+    #[test]
+    fn a_small_file_claiming_a_huge_canvas_is_refused_before_decoding() {
+        // A valid PNG declaring 100,000 x 100,000 pixels with a few bytes of data.
+        let png = bomb_png(100_000, 100_000);
+        let err = decode_image(&png).unwrap_err();
+        let too_large = err.downcast_ref::<ImageTooLarge>().expect("typed error");
+        assert_eq!((too_large.width, too_large.height), (100_000, 100_000));
+        assert!(err.to_string().contains("10000 megapixels"), "{err}");
     }
 
     #[test]

@@ -105,6 +105,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An unusable image is the client's fault: 413 when it is too large, else 400.
+fn image_error(e: anyhow::Error) -> ApiError {
+    if e.downcast_ref::<crate::encoder::preprocess::ImageTooLarge>()
+        .is_some()
+    {
+        ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("{e:#}"))
+    } else {
+        bad_request(format!("{e:#}"))
+    }
+}
+
 fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
@@ -179,9 +190,7 @@ fn run_search(
     let started = Instant::now();
     let ranking = params.ranking()?;
     let image = match image {
-        Some(bytes) if !bytes.is_empty() => {
-            Some(decode_image(&bytes).map_err(|e| bad_request(format!("{e:#}")))?)
-        }
+        Some(bytes) if !bytes.is_empty() => Some(decode_image(&bytes).map_err(image_error)?),
         _ => None,
     };
     let text = params.q.clone().filter(|q| !q.trim().is_empty());
@@ -333,8 +342,12 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Stores an uploaded image under the store folder (named by a hash of the product id,
 /// so no id can name a path) and returns its path.
 fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::PathBuf, ApiError> {
-    decode_image(bytes)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("image: {e:#}")))?;
+    decode_image(bytes).map_err(|e| match image_error(e) {
+        ApiError(StatusCode::BAD_REQUEST, m) => {
+            ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("image: {m}"))
+        }
+        other => other,
+    })?;
     let ext = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Png) => "png",
         Ok(image::ImageFormat::WebP) => "webp",
