@@ -25,15 +25,7 @@ impl Progress {
     pub fn new(total: usize, what: &str) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let bar = if terminal {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}}"
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar
+            progress_bar(total, what)
         } else {
             ProgressBar::hidden()
         };

@@ -320,6 +320,17 @@ impl Snapshot {
         }
     }
 
+    /// The live products: base order first, then changes in write order.
+    fn live_products(&self) -> impl Iterator<Item = &StoredProduct> + '_ {
+        let base = (0..self.base.len())
+            .filter(|&r| self.base_alive[r])
+            .map(|r| &self.base.products[r]);
+        let delta = (0..self.delta.len())
+            .filter(|&r| self.delta_alive[r])
+            .map(|r| &self.delta.products[r]);
+        base.chain(delta)
+    }
+
     /// All live rows as one segment, base order first, then changes in write order:
     /// what compaction writes.
     pub(crate) fn compacted(&self) -> Segment {
@@ -427,27 +438,13 @@ impl Store for Snapshot {
     }
 
     fn products(&self) -> Result<Vec<StoredProduct>> {
-        let base = (0..self.base.len())
-            .filter(|&r| self.base_alive[r])
-            .map(|r| &self.base.products[r]);
-        let delta = (0..self.delta.len())
-            .filter(|&r| self.delta_alive[r])
-            .map(|r| &self.delta.products[r]);
-        Ok(base.chain(delta).cloned().collect())
+        Ok(self.live_products().cloned().collect())
     }
 
     fn facets(&self) -> Result<Facets> {
         Ok(self
             .facets
-            .get_or_init(|| {
-                let base = (0..self.base.len())
-                    .filter(|&r| self.base_alive[r])
-                    .map(|r| &self.base.products[r]);
-                let delta = (0..self.delta.len())
-                    .filter(|&r| self.delta_alive[r])
-                    .map(|r| &self.delta.products[r]);
-                Facets::of(base.chain(delta))
-            })
+            .get_or_init(|| Facets::of(self.live_products()))
             .clone())
     }
 
@@ -464,12 +461,7 @@ impl Store for Snapshot {
             ),
             None => "exact".into(),
         };
-        let with_image = (0..self.base.len())
-            .filter(|&r| self.base_alive[r] && self.base.products[r].has_image)
-            .count()
-            + (0..self.delta.len())
-                .filter(|&r| self.delta_alive[r] && self.delta.products[r].has_image)
-                .count();
+        let with_image = self.live_products().filter(|p| p.has_image).count();
         StoreInfo {
             products: self.live,
             products_with_image: with_image,
