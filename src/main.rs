@@ -37,6 +37,8 @@ enum Command {
     Delete(DeleteArgs),
     /// Print one stored product as JSON.
     Get(GetArgs),
+    /// "More like this": the products closest to a stored product (itself left out).
+    Similar(SimilarArgs),
     /// Print what an index holds: products, model, vector kinds, search structure, size.
     Info(InfoArgs),
     /// Search an index by text, by image, or both.
@@ -94,6 +96,29 @@ struct GetArgs {
     #[arg(long)]
     index: PathBuf,
     id: String,
+}
+
+#[derive(Args)]
+struct SimilarArgs {
+    #[arg(long)]
+    index: PathBuf,
+    /// The product whose look-alikes to find.
+    id: String,
+    /// Which of its vectors to compare: image ("visually similar"), description, or
+    /// average ("you may also like").
+    #[arg(long, value_enum, default_value = "average")]
+    mode: Mode,
+    #[arg(short, default_value_t = 10)]
+    k: usize,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_enum, default_value = "none")]
+    diversify: DiversifyArg,
+    #[arg(long, default_value_t = 0.7)]
+    lambda: f32,
+    /// Same syntax as `search --filter`; repeatable.
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
 }
 
 #[derive(Args)]
@@ -404,6 +429,7 @@ fn main() {
         Command::Upsert(args) => run_upsert(args),
         Command::Delete(args) => run_delete(args),
         Command::Get(args) => run_get(args),
+        Command::Similar(args) => run_similar(args),
         Command::Info(args) => run_info(args),
         Command::Search(args) => run_search(args),
         Command::Train(args) => run_train(args),
@@ -641,6 +667,19 @@ fn run_get(args: GetArgs) -> Result<()> {
     }
 }
 
+fn run_similar(args: SimilarArgs) -> Result<()> {
+    let store = LiveStore::open(&args.index)?;
+    let snapshot = store.snapshot();
+    let mut ranking = Ranking::new(args.mode, args.k);
+    ranking.diversify = args.diversify.method(args.lambda, 0);
+    ranking.filter = vitrina::store::Filter::parse(&args.filters)?;
+    let started = Instant::now();
+    let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
+        bail!("product {:?} is not in {}", args.id, args.index.display());
+    };
+    print_rows(&rows, args.json, started.elapsed())
+}
+
 fn run_info(args: InfoArgs) -> Result<()> {
     let info = LiveStore::open(&args.index)?.info();
     if args.json {
@@ -710,8 +749,16 @@ fn run_search(args: SearchArgs) -> Result<()> {
     ranking.ef_search = args.ef;
     let started = Instant::now();
     let rows = searcher.search(&query, &ranking)?;
-    let elapsed = started.elapsed();
-    if args.json {
+    print_rows(&rows, args.json, started.elapsed())
+}
+
+/// Results as a table (or JSON), the time on stderr.
+fn print_rows(
+    rows: &[vitrina::search::ResultRow],
+    json: bool,
+    elapsed: std::time::Duration,
+) -> Result<()> {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).context("serialising results")?
@@ -722,7 +769,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
         "{:>4}  {:>6}  {:>8}  {:<50}  {:<16}  fine",
         "rank", "score", "id", "title", "broad"
     );
-    for r in &rows {
+    for r in rows {
         println!(
             "{:>4}  {:>6.3}  {:>8}  {:<50}  {:<16}  {}",
             r.rank,
@@ -734,7 +781,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "{} results in {:.1} ms (encode + search)",
+        "{} results in {:.1} ms",
         rows.len(),
         elapsed.as_secs_f64() * 1e3
     );

@@ -242,6 +242,30 @@ impl<'a> Searcher<'a> {
         Ok(hits)
     }
 
+    /// "More like this": the products closest to a stored product, by its own stored
+    /// vectors (no model needed), the product itself left out; filters and
+    /// diversification apply as in any search. `Ok(None)` when there is no such product.
+    pub fn similar(&self, id: &str, ranking: &Ranking) -> Result<Option<Vec<ResultRow>>> {
+        if self.store.product(id)?.is_none() {
+            return Ok(None);
+        }
+        let vector = |kind: VectorKind| -> Result<Vec<f32>> {
+            self.store.vectors(kind, &[id])?.remove(0).ok_or_else(|| {
+                anyhow::anyhow!("product {id:?} has no {kind:?} vector in this index")
+            })
+        };
+        let query = match ranking.space()? {
+            Space::Kind(kind) => vector(kind)?,
+            Space::Blend { alpha } => fuse(
+                &vector(VectorKind::Text)?,
+                &vector(VectorKind::Image)?,
+                alpha,
+            ),
+        };
+        let hits = self.rank(&query, ranking, &[id])?;
+        Ok(Some(self.rows(&hits)?))
+    }
+
     /// Query -> result rows for display.
     pub fn search(&self, query: &Query, ranking: &Ranking) -> Result<Vec<ResultRow>> {
         let vector = self.embed(query)?;

@@ -6,7 +6,8 @@
 //!   `filter=FIELD:VALUE[,VALUE]` (repeatable; also `FIELD>=N`...) narrows any search
 //! - `GET  /api/facets` the fields products have and their common values (filter chips)
 //! - `GET  /images/{id}` a product's image, `GET /health`, `GET /` the page
-//! - `GET  /api/products/{id}` one stored product
+//! - `GET  /api/products/{id}` one stored product; `GET /api/products/{id}/similar?mode=..
+//!   &k=..&filter=..&diversify=..` the products closest to it ("more like this")
 //! - `PUT  /api/products/{id}` add or replace a product (JSON, image as `image_base64`),
 //!   `DELETE /api/products/{id}`: only when the server has a write key, checked as a
 //!   bearer token (403 without a key configured, 401 for a missing or wrong one)
@@ -244,6 +245,40 @@ async fn search_post(
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
     blocking_search(state, params.with_filters(raw), Some(body)).await
+}
+
+/// "More like this" for a product page.
+async fn similar(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    UrlQuery(params): UrlQuery<SearchParams>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let params = params.with_filters(raw);
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut ranking = params.ranking()?;
+        if params.mode.is_none() {
+            ranking.mode = Mode::Average;
+        }
+        let snapshot = state.store.snapshot();
+        let searcher = crate::search::Searcher::stored_vectors_only(&*snapshot);
+        match searcher.similar(&id, &ranking) {
+            Ok(Some(hits)) => Ok(Json(SearchResponse {
+                took_ms: started.elapsed().as_secs_f64() * 1e3,
+                mode: ranking.mode,
+                diversify: ranking.diversify.label(),
+                hits,
+            })),
+            Ok(None) => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no product {id:?}"),
+            )),
+            Err(e) => Err(bad_request(format!("{e:#}"))),
+        }
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// The catalogue's fields and their common values, for filter chips.
@@ -528,6 +563,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/api/search", get(search_get).post(search_post))
         .route("/api/facets", get(facets))
+        .route("/api/products/{id}/similar", get(similar))
         .route("/images/{id}", get(product_image))
         .route(
             "/api/products/{id}",
