@@ -328,7 +328,7 @@ fn upsert_delete_get_and_info_from_the_command_line() {
 
 #[test]
 fn a_sync_killed_mid_ingest_resumes_and_holds_every_product_once() {
-    let shop = Shop::new(1200);
+    let shop = Shop::new(2000);
     let index = shop.index();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vitrina"))
         .args(["index", "--catalog", &shop.toml(), "--index", &index])
@@ -355,24 +355,24 @@ fn a_sync_killed_mid_ingest_resumes_and_holds_every_product_once() {
     child.wait().unwrap();
     let before = info(&index)["products"].as_u64().unwrap() as usize;
     assert!(
-        (3 * 256..1200).contains(&before),
+        (3 * 256..2000).contains(&before),
         "{before} products survived the kill"
     );
 
     let resumed = shop.sync(&[]);
     let embedded = count(&resumed, " added");
-    assert_eq!(embedded, 1200 - before, "{resumed}");
+    assert_eq!(embedded, 2000 - before, "{resumed}");
     assert_eq!(count(&resumed, " unchanged"), before);
     let out = vitrina(&["info", "--index", &index, "--json"]);
     let i: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(i["products"], 1200);
+    assert_eq!(i["products"], 2000);
     // Every product exactly once: the store is keyed by id, and the ids are those of
     // the catalogue.
     let store = vitrina::store::LiveStore::open(Path::new(&index)).unwrap();
     let products = vitrina::store::Store::products(&*store.snapshot()).unwrap();
     let mut ids: Vec<String> = products.iter().map(|p| p.id().to_string()).collect();
     ids.sort();
-    let mut want: Vec<String> = (0..1200).map(|r| shop.id(r)).collect();
+    let mut want: Vec<String> = (0..2000).map(|r| shop.id(r)).collect();
     want.sort();
     assert_eq!(ids, want);
 }
