@@ -112,13 +112,31 @@ struct SimilarArgs {
     k: usize,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+/// What narrows and reorders a result list, shared by `search` and `similar`.
+#[derive(Args)]
+struct ListArgs {
     #[arg(long, value_enum, default_value = "none")]
     diversify: DiversifyArg,
+    /// MMR trade-off: 1 = pure relevance, 0 = pure variety.
     #[arg(long, default_value_t = 0.7)]
     lambda: f32,
-    /// Same syntax as `search --filter`; repeatable.
+    /// Only products that pass: FIELD=VALUE[,VALUE...] (any of), FIELD!=VALUE,
+    /// FIELD>=NUMBER (also <=, >, <); repeat it, every filter must hold. Fields: broad,
+    /// fine and the catalogue's attributes (`GET /api/facets` lists them).
     #[arg(long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
+}
+
+impl ListArgs {
+    fn apply(&self, ranking: &mut Ranking) -> Result<()> {
+        ranking.diversify = self.diversify.method(self.lambda, 0);
+        ranking.filter = vitrina::store::Filter::parse(&self.filters)?;
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -327,16 +345,8 @@ struct SearchArgs {
     /// In average mode, the products' text weight (0..1); 0.5 is the plain average.
     #[arg(long, default_value_t = 0.5)]
     alpha: f32,
-    #[arg(long, value_enum, default_value = "none")]
-    diversify: DiversifyArg,
-    /// MMR trade-off: 1 = pure relevance, 0 = pure variety.
-    #[arg(long, default_value_t = 0.7)]
-    lambda: f32,
-    /// Only products that pass: FIELD=VALUE[,VALUE...] (any of), FIELD!=VALUE,
-    /// FIELD>=NUMBER (also <=, >, <); repeat it, every filter must hold. Fields: broad,
-    /// fine and the catalogue's attributes (`vitrina info` lists them).
-    #[arg(long = "filter", value_name = "FILTER")]
-    filters: Vec<String>,
+    #[command(flatten)]
+    list: ListArgs,
     /// Scan every product (the default below the ANN threshold).
     #[arg(long, conflicts_with = "ann")]
     exact: bool,
@@ -671,8 +681,7 @@ fn run_similar(args: SimilarArgs) -> Result<()> {
     let store = LiveStore::open(&args.index)?;
     let snapshot = store.snapshot();
     let mut ranking = Ranking::new(args.mode, args.k);
-    ranking.diversify = args.diversify.method(args.lambda, 0);
-    ranking.filter = vitrina::store::Filter::parse(&args.filters)?;
+    args.list.apply(&mut ranking)?;
     let started = Instant::now();
     let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
         bail!("product {:?} is not in {}", args.id, args.index.display());
@@ -739,8 +748,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
     };
     let mut ranking = Ranking::new(args.mode, args.k);
     ranking.alpha = args.alpha;
-    ranking.diversify = args.diversify.method(args.lambda, 0);
-    ranking.filter = vitrina::store::Filter::parse(&args.filters)?;
+    args.list.apply(&mut ranking)?;
     ranking.method = match (args.exact, args.ann) {
         (true, _) => vitrina::store::Method::Exact,
         (_, true) => vitrina::store::Method::Ann,
