@@ -389,6 +389,31 @@ fn filters_from_the_cli_and_http_and_their_errors() {
             "{h}"
         );
     }
+    // The same search as a JSON body.
+    let request = br#"{"q": "watch", "k": 12, "mode": "image", "filter": ["broad=Watches", "gender=Men,Unisex"]}"#;
+    let (status, body) = common::http_with(
+        port,
+        "POST",
+        "/api/search",
+        &["Content-Type: application/json"],
+        request,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(r["hits"].as_array().unwrap().len(), 12);
+    assert!(r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["broad"] == "Watches" && h["attributes"]["gender"] != "Women"));
+    let (status, _) = common::http_with(
+        port,
+        "POST",
+        "/api/search",
+        &["Content-Type: application/json"],
+        b"{\"q\": ",
+    );
+    assert_eq!(status, 400);
     let (status, body) = http(port, "GET", "/api/search?q=watch&filter=nope:1", b"");
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("unknown field `nope`"));

@@ -2,7 +2,9 @@
 //!
 //! - `GET  /api/search?q=..&mode=..&k=..&diversify=..&lambda=..&alpha=..` text search
 //! - `POST /api/search?...` with an image (JPEG/PNG/WebP bytes) as the body: search by
-//!   image, with `q` too for a combined query (`text_weight` sets the mix)
+//!   image, with `q` too for a combined query (`text_weight` sets the mix); or a JSON
+//!   body (`Content-Type: application/json`) with the same fields, `filter` as a list
+//!   and the photo as `image_base64`
 //!   `filter=FIELD:VALUE[,VALUE]` (repeatable; also `FIELD>=N`...) narrows any search
 //! - `GET  /api/facets` the fields products have and their common values (filter chips)
 //! - `GET  /images/{id}` a product's image, `GET /health`, `GET /` the page
@@ -238,13 +240,50 @@ async fn search_get(
     blocking_search(state, params.with_filters(raw), None).await
 }
 
+/// `POST /api/search` with `Content-Type: application/json`: the same parameters as
+/// the query string, filters as a list, and an optional photo as base64:
+/// `{"q": "party dress", "mode": "average", "k": 10, "filter": ["gender=Women"],
+/// "diversify": "kmeans", "image_base64": "..."}`.
+#[derive(Debug, Deserialize)]
+struct SearchBody {
+    #[serde(flatten)]
+    params: SearchParams,
+    #[serde(default)]
+    filter: Vec<String>,
+    #[serde(default)]
+    image_base64: Option<String>,
+}
+
 async fn search_post(
     State(state): State<Arc<AppState>>,
     UrlQuery(params): UrlQuery<SearchParams>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    blocking_search(state, params.with_filters(raw), Some(body)).await
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return blocking_search(state, params.with_filters(raw), Some(body)).await;
+    }
+    let request: SearchBody = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("invalid search JSON: {e}")))?;
+    let mut params = request.params;
+    params.filters = request.filter;
+    let image = match request.image_base64 {
+        Some(b64) => {
+            use base64::Engine;
+            Some(Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| bad_request(format!("image_base64 is not base64: {e}")))?,
+            ))
+        }
+        None => None,
+    };
+    blocking_search(state, params, image).await
 }
 
 /// "More like this" for a product page.
