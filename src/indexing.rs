@@ -201,20 +201,20 @@ fn borrow_missing_images(
                 ..Candidates::default()
             },
         )?;
-        let local_score = local.first().map(|h| h.score);
-        let stored_score = stored.first().map(|h| h.score);
-        let borrowed: Option<Vec<f32>> = match (local_score, stored_score) {
-            (Some(l), Some(s)) if s > l => store
+        // The closer of the best in this batch and the best already stored.
+        let from_store = match (local.first(), stored.first()) {
+            (Some(l), Some(s)) => s.score > l.score,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let borrowed: Option<Vec<f32>> = if from_store {
+            store
                 .vectors(VectorKind::Image, &[&stored[0].id])?
-                .remove(0),
-            (Some(_), _) => {
-                let j = local[0].row;
-                Some(image[j * dim..(j + 1) * dim].to_vec())
-            }
-            (None, Some(_)) => store
-                .vectors(VectorKind::Image, &[&stored[0].id])?
-                .remove(0),
-            (None, None) => None,
+                .remove(0)
+        } else {
+            local
+                .first()
+                .map(|h| image[h.row * dim..(h.row + 1) * dim].to_vec())
         };
         if let Some(v) = borrowed {
             image[i * dim..(i + 1) * dim].copy_from_slice(&v);

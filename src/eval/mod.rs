@@ -234,7 +234,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         by_id: all.iter().map(|p| (p.id(), p)).collect(),
     };
     if !config.filter.is_empty() {
-        config.filter.check(&store.facets()?)?;
+        config.filter.check(&*store.facets()?)?;
     }
     let queries = draw_queries(&all, config.queries, config.seed, &config.filter);
     let query_ids: Vec<&str> = queries.iter().map(|&q| all[q].id()).collect();

@@ -194,7 +194,7 @@ impl<'a> Searcher<'a> {
             ranking.k.max(diversify::POOL)
         };
         if !ranking.filter.is_empty() {
-            ranking.filter.check(&self.store.facets()?)?;
+            ranking.filter.check(&*self.store.facets()?)?;
         }
         let candidates = Candidates {
             exclude,

@@ -327,7 +327,7 @@ async fn facets(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
         .snapshot()
         .facets()
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-    Ok(Json(facets).into_response())
+    Ok(Json(&*facets).into_response())
 }
 
 async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -441,6 +441,21 @@ fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::Pa
     Ok(path)
 }
 
+/// One write through the store's writer (which waits for any other writer), then a
+/// refresh, so this server's next request already sees it.
+fn write<T>(
+    state: &AppState,
+    change: impl FnOnce(&mut EmbeddedWriter) -> anyhow::Result<T>,
+) -> Result<T, ApiError> {
+    let internal = |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+    let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
+    let out = change(&mut writer).map_err(internal)?;
+    writer.finish().map_err(internal)?;
+    drop(writer);
+    state.store.refresh().map_err(internal)?;
+    Ok(out)
+}
+
 /// A product body: JSON (image as `image_base64`), or multipart/form-data with a
 /// `product` part (the same JSON, without the image) and an `image` part (the bytes).
 async fn read_product(
@@ -533,25 +548,21 @@ fn put_product_blocking(
         Some(bytes) => Some(save_upload(state, id, &bytes)?),
         None => None,
     };
-    let internal = |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
-    let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
-    let meta = writer.current().meta().clone();
-    let mut report = Report::default();
-    let hash = vector_hash(&product).0;
-    let entries = embed_entries(
-        &state.model,
-        &meta,
-        std::slice::from_ref(&product),
-        &[hash],
-        writer.current(),
-        &mut report,
-    )
-    .map_err(internal)?;
-    let has_image = entries[0].product.has_image;
-    writer.upsert(entries).map_err(internal)?;
-    writer.finish().map_err(internal)?;
-    drop(writer);
-    state.store.refresh().map_err(internal)?;
+    let has_image = write(state, |writer| {
+        let meta = writer.current().meta().clone();
+        let hash = vector_hash(&product).0;
+        let entries = embed_entries(
+            &state.model,
+            &meta,
+            std::slice::from_ref(&product),
+            &[hash],
+            writer.current(),
+            &mut Report::default(),
+        )?;
+        let has_image = entries[0].product.has_image;
+        writer.upsert(entries)?;
+        Ok(has_image)
+    })?;
     Ok(serde_json::json!({ "id": id, "upserted": true, "has_image": has_image }))
 }
 
@@ -576,13 +587,7 @@ async fn delete_product(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorise(&state, &headers)?;
     tokio::task::spawn_blocking(move || {
-        let internal =
-            |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
-        let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
-        let deleted = writer.delete(std::slice::from_ref(&id)).map_err(internal)?;
-        writer.finish().map_err(internal)?;
-        drop(writer);
-        state.store.refresh().map_err(internal)?;
+        let deleted = write(&state, |writer| writer.delete(std::slice::from_ref(&id)))?;
         if deleted.is_empty() {
             return Err(ApiError(
                 StatusCode::NOT_FOUND,

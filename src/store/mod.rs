@@ -196,7 +196,7 @@ pub trait Store: Send + Sync {
     /// Every product, in a stable order (evaluation, the keyword index, sync).
     fn products(&self) -> Result<Vec<StoredProduct>>;
     /// The fields products have and their common values (filters, the page's chips).
-    fn facets(&self) -> Result<Facets>;
+    fn facets(&self) -> Result<std::sync::Arc<Facets>>;
     fn info(&self) -> StoreInfo;
 }
 

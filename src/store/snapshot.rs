@@ -82,13 +82,14 @@ impl Segment {
         }))
     }
 
-    /// Top k rows of this segment among `alive` rows that pass `candidates`.
+    /// Top k rows of this segment among `alive` rows that pass `candidates`;
+    /// `all_alive` says that no row is dead.
     fn top_k(
         &self,
         space: Space,
         query: &[f32],
         k: usize,
-        alive: &[bool],
+        (alive, all_alive): (&[bool], bool),
         candidates: &Candidates,
     ) -> Result<Vec<RowHit>> {
         let keep = |r: usize| alive[r] && candidates.admits(&self.products[r]);
@@ -108,7 +109,7 @@ impl Segment {
                     let restricted = candidates.filter.is_some()
                         || candidates.with_image_only
                         || !candidates.exclude.is_empty()
-                        || alive.iter().any(|a| !a);
+                        || !all_alive;
                     let hits = if !restricted {
                         graph.search_where(query, k, ef, None)
                     } else if method == Method::Auto && admitted_share(self.len(), &keep) < SELECTIVE {
@@ -198,13 +199,16 @@ pub struct Snapshot {
     /// Id -> base row, built once per base and shared by the snapshots on top of it.
     base_ids: Arc<HashMap<String, u32>>,
     base_alive: Vec<bool>,
+    /// Base rows deleted or replaced since the base was written (0: the graph needs no
+    /// row filter).
+    base_dead: usize,
     delta: Segment,
     /// Id -> its latest delta row, or `None` once deleted.
     delta_ids: HashMap<String, Option<u32>>,
     delta_alive: Vec<bool>,
     live: usize,
     /// Computed on first use; a snapshot never changes, so neither do they.
-    facets: OnceLock<Facets>,
+    facets: OnceLock<Arc<Facets>>,
 }
 
 impl Snapshot {
@@ -226,6 +230,7 @@ impl Snapshot {
             delta: Segment::empty(&meta),
             meta,
             base_alive: vec![true; n],
+            base_dead: 0,
             base,
             base_ids: Arc::new(base_ids),
             delta_ids: HashMap::new(),
@@ -249,6 +254,7 @@ impl Snapshot {
             base: self.base.clone(),
             base_ids: self.base_ids.clone(),
             base_alive: self.base_alive.clone(),
+            base_dead: self.base_dead,
             delta,
             delta_ids: self.delta_ids.clone(),
             delta_alive: self.delta_alive.clone(),
@@ -257,7 +263,7 @@ impl Snapshot {
         }
     }
 
-    /// Bytes of vectors in the delta (the embedded store compacts when it grows).
+    /// Rows in the delta (the embedded store compacts when it grows).
     pub(crate) fn delta_rows(&self) -> usize {
         self.delta.len()
     }
@@ -287,7 +293,10 @@ impl Snapshot {
 
     fn kill(&mut self, id: &str) {
         match self.locate(id) {
-            Some(Loc::Base(r)) => self.base_alive[r as usize] = false,
+            Some(Loc::Base(r)) => {
+                self.base_alive[r as usize] = false;
+                self.base_dead += 1;
+            }
             Some(Loc::Delta(r)) => self.delta_alive[r as usize] = false,
             None => return,
         }
@@ -320,15 +329,18 @@ impl Snapshot {
         }
     }
 
-    /// The live products: base order first, then changes in write order.
+    /// The live rows: base order first, then changes in write order.
+    fn live_rows(&self) -> impl Iterator<Item = (&Segment, usize)> + '_ {
+        [
+            (&*self.base, &self.base_alive),
+            (&self.delta, &self.delta_alive),
+        ]
+        .into_iter()
+        .flat_map(|(seg, alive)| (0..seg.len()).filter(|&r| alive[r]).map(move |r| (seg, r)))
+    }
+
     fn live_products(&self) -> impl Iterator<Item = &StoredProduct> + '_ {
-        let base = (0..self.base.len())
-            .filter(|&r| self.base_alive[r])
-            .map(|r| &self.base.products[r]);
-        let delta = (0..self.delta.len())
-            .filter(|&r| self.delta_alive[r])
-            .map(|r| &self.delta.products[r]);
-        base.chain(delta)
+        self.live_rows().map(|(seg, r)| &seg.products[r])
     }
 
     /// All live rows as one segment, base order first, then changes in write order:
@@ -341,15 +353,10 @@ impl Snapshot {
             .iter()
             .map(|&k| (k, Vec::with_capacity(self.live * self.meta.dim)))
             .collect();
-        for (seg, alive) in [
-            (&*self.base, &self.base_alive),
-            (&self.delta, &self.delta_alive),
-        ] {
-            for r in (0..seg.len()).filter(|&r| alive[r]) {
-                products.push(seg.products[r].clone());
-                for (kind, v) in vectors.iter_mut() {
-                    v.extend_from_slice(seg.row(*kind, r).expect("kind of the store"));
-                }
+        for (seg, r) in self.live_rows() {
+            products.push(seg.products[r].clone());
+            for (kind, v) in vectors.iter_mut() {
+                v.extend_from_slice(seg.row(*kind, r).expect("kind of the store"));
             }
         }
         Segment::new(products, vectors, self.meta.dim)
@@ -378,9 +385,13 @@ impl Store for Snapshot {
             query.len(),
             self.meta.dim
         );
-        let base = self
-            .base
-            .top_k(space, query, k, &self.base_alive, candidates)?;
+        let base = self.base.top_k(
+            space,
+            query,
+            k,
+            (&self.base_alive, self.base_dead == 0),
+            candidates,
+        )?;
         // Changes since the base file are few and have no graph: always scanned.
         let exact = Candidates {
             method: Method::Exact,
@@ -388,7 +399,7 @@ impl Store for Snapshot {
         };
         let delta = self
             .delta
-            .top_k(space, query, k, &self.delta_alive, &exact)?;
+            .top_k(space, query, k, (&self.delta_alive, false), &exact)?;
         let n = self.base.len();
         let mut all: Vec<RowHit> = base
             .into_iter()
@@ -441,10 +452,10 @@ impl Store for Snapshot {
         Ok(self.live_products().cloned().collect())
     }
 
-    fn facets(&self) -> Result<Facets> {
+    fn facets(&self) -> Result<Arc<Facets>> {
         Ok(self
             .facets
-            .get_or_init(|| Facets::of(self.live_products()))
+            .get_or_init(|| Arc::new(Facets::of(self.live_products())))
             .clone())
     }
 
