@@ -12,7 +12,7 @@ use vitrina::encoder::{minilm_dir, MiniLm, Model};
 use vitrina::eval::{self, EvalConfig};
 use vitrina::indexing::{self, Report, SyncOptions};
 use vitrina::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
-use vitrina::store::{EmbeddedWriter, LiveStore, Store, StoreMeta, StoreWriter};
+use vitrina::store::{Location, Store, StoreMeta};
 use vitrina::train::{train_and_save, TrainConfig};
 
 #[derive(Parser)]
@@ -41,6 +41,9 @@ enum Command {
     Similar(SimilarArgs),
     /// Print what an index holds: products, model, vector kinds, search structure, size.
     Info(InfoArgs),
+    /// Copy an index to another store (a folder or PostgreSQL, either way) without
+    /// re-embedding: products, their three vectors and the model record.
+    Copy(CopyArgs),
     /// Search an index by text, by image, or both.
     Search(SearchArgs),
     /// Train the image tower on a catalogue's image/title pairs (LiT: text tower frozen).
@@ -57,9 +60,10 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Folder of an index built by `vitrina index`.
+    /// The index: a folder built by `vitrina index`, or a PostgreSQL URL
+    /// (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
@@ -67,14 +71,19 @@ struct ServeArgs {
     /// carrying `Authorization: Bearer KEY` (also read from $VITRINA_WRITE_KEY).
     #[arg(long)]
     write_key_file: Option<PathBuf>,
+    /// Where images uploaded through the write API are kept (default: `uploads/` in the
+    /// index folder; needed to accept images when the index is in PostgreSQL).
+    #[arg(long)]
+    uploads: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
 
 #[derive(Args)]
 struct UpsertArgs {
+    /// A folder, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     /// JSON lines: {"id": "...", "text": "...", "image": "path/relative/to/this/file",
     /// "broad": "...", "fine": "...", "attributes": {...}}; image, categories and
     /// attributes optional.
@@ -85,23 +94,26 @@ struct UpsertArgs {
 
 #[derive(Args)]
 struct DeleteArgs {
+    /// A folder, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     #[arg(required = true)]
     ids: Vec<String>,
 }
 
 #[derive(Args)]
 struct GetArgs {
+    /// A folder, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     id: String,
 }
 
 #[derive(Args)]
 struct SimilarArgs {
+    /// A folder, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     /// The product whose look-alikes to find.
     id: String,
     /// Which of its vectors to compare: image ("visually similar"), description, or
@@ -140,9 +152,23 @@ impl ListArgs {
 }
 
 #[derive(Args)]
-struct InfoArgs {
+struct CopyArgs {
+    /// The index to read: a folder or a PostgreSQL URL.
     #[arg(long)]
-    index: PathBuf,
+    from: Location,
+    /// Where to write: a folder or a PostgreSQL URL (created, or synced when it exists
+    /// with the same model).
+    #[arg(long)]
+    to: Location,
+    #[command(flatten)]
+    ann: AnnArgs,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A folder, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB?table=NAME).
+    #[arg(long)]
+    index: Location,
     #[arg(long)]
     json: bool,
 }
@@ -232,9 +258,10 @@ struct IndexArgs {
     /// Catalogue description (TOML), e.g. catalogs/myntra.toml.
     #[arg(long)]
     catalog: PathBuf,
-    /// Folder to write the index into.
+    /// Where to write the index: a folder, or a PostgreSQL URL
+    /// (postgres://USER@HOST:PORT/DB[?table=NAME]; the table defaults to the catalogue's name).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     /// Index at most this many products (after the split), in file order.
     #[arg(long)]
     limit: Option<usize>,
@@ -324,9 +351,10 @@ impl DiversifyArg {
 
 #[derive(Args)]
 struct SearchArgs {
-    /// Folder of an index built by `vitrina index`.
+    /// The index: a folder built by `vitrina index`, or a PostgreSQL URL
+    /// (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
-    index: PathBuf,
+    index: Location,
     /// Which product vectors to search.
     #[arg(long, value_enum, default_value = "description")]
     mode: Mode,
@@ -407,10 +435,10 @@ struct EvalArgs {
     /// Folder for results.md, precision.csv, precision.png and results.json.
     #[arg(long)]
     out: PathBuf,
-    /// Keep the index in this folder, synced to the catalogue split (only changed
-    /// products are embedded again). Without it, the index is built in memory.
+    /// Keep the index in this folder (or PostgreSQL URL), synced to the catalogue split
+    /// (only changed products are embedded again). Without it, the index is built in memory.
     #[arg(long)]
-    index: Option<PathBuf>,
+    index: Option<Location>,
     /// Diversification variants measured beside each plain search type.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "kmeans,mmr")]
     diversify: Vec<DiversifyArg>,
@@ -441,6 +469,7 @@ fn main() {
         Command::Get(args) => run_get(args),
         Command::Similar(args) => run_similar(args),
         Command::Info(args) => run_info(args),
+        Command::Copy(args) => run_copy(args),
         Command::Search(args) => run_search(args),
         Command::Train(args) => run_train(args),
         Command::Eval(args) => run_eval(args),
@@ -537,48 +566,44 @@ fn print_report(report: &Report) {
     );
 }
 
-/// Syncs the store in `dir` with the catalogue, then folds the log into the base
-/// (building HNSW graphs when the policy says so).
-fn sync_folder(
+/// Syncs the store at `location` with the catalogue, then brings it into shape for
+/// search (the embedded store folds its log into the base; ANN graphs or HNSW indexes
+/// are built when the policy says so).
+fn sync_store(
     catalog: &Catalog,
     model: &Model,
-    dir: &Path,
+    location: &Location,
     prune: bool,
     ann: Option<&AnnArgs>,
 ) -> Result<Report> {
     let meta = indexing::store_meta(model, &catalog.spec.name, catalog.spec.image.is_some());
-    let mut writer = EmbeddedWriter::create(dir, &meta)?;
-    for note in &writer.notes {
+    let mut writer = location.create(&meta)?;
+    for note in writer.notes() {
         eprintln!("{note}");
     }
-    let ann_changed = match ann {
-        Some(args) => {
-            let policy = args.policy(writer.ann_policy())?;
-            writer.set_ann(policy)
-        }
-        None => false,
-    };
-    let report = indexing::sync(catalog, model, &mut writer, &SyncOptions { prune })?;
-    print_report(&report);
-    if writer.log_bytes() > 0 || ann_changed {
-        let started = Instant::now();
-        writer.compact()?;
-        eprintln!(
-            "wrote the base file in {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
+    if let Some(args) = ann {
+        let policy = args.policy(writer.ann_policy())?;
+        writer.set_ann(policy)?;
     }
+    let report = indexing::sync(catalog, model, &mut *writer, &SyncOptions { prune })?;
+    print_report(&report);
+    let started = Instant::now();
+    writer.optimize()?;
+    eprintln!(
+        "made the index ready for search in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(report)
 }
 
 fn run_index(args: IndexArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog, args.split, args.limit)?;
     let model = args.model.load(None)?;
-    sync_folder(&catalog, &model, &args.index, args.prune, Some(&args.ann))?;
-    let info = LiveStore::open(&args.index)?.info();
+    sync_store(&catalog, &model, &args.index, args.prune, Some(&args.ann))?;
+    let info = args.index.open()?.info();
     println!(
         "{}: {} products, {:.1} MB; search: {}",
-        args.index.display(),
+        info.location,
         info.products,
         info.bytes_on_disk.unwrap_or(0) as f64 / 1e6,
         info.search
@@ -629,8 +654,8 @@ fn run_upsert(args: UpsertArgs) -> Result<()> {
             }
         }
     }
-    let mut writer = EmbeddedWriter::open(&args.index)?;
-    for note in &writer.notes {
+    let mut writer = args.index.writer()?;
+    for note in writer.notes() {
         eprintln!("{note}");
     }
     let meta = writer.current().meta().clone();
@@ -656,7 +681,7 @@ fn run_upsert(args: UpsertArgs) -> Result<()> {
 }
 
 fn run_delete(args: DeleteArgs) -> Result<()> {
-    let mut writer = EmbeddedWriter::open(&args.index)?;
+    let mut writer = args.index.writer()?;
     let deleted = writer.delete(&args.ids)?;
     writer.finish()?;
     for id in args.ids.iter().filter(|id| !deleted.contains(id)) {
@@ -667,30 +692,48 @@ fn run_delete(args: DeleteArgs) -> Result<()> {
 }
 
 fn run_get(args: GetArgs) -> Result<()> {
-    let store = LiveStore::open(&args.index)?;
-    match store.snapshot().product(&args.id)? {
+    match args.index.open()?.current().product(&args.id)? {
         Some(p) => {
             println!("{}", serde_json::to_string_pretty(&p)?);
             Ok(())
         }
-        None => bail!("product {:?} is not in {}", args.id, args.index.display()),
+        None => bail!("product {:?} is not in {}", args.id, args.index),
     }
 }
 
 fn run_similar(args: SimilarArgs) -> Result<()> {
-    let store = LiveStore::open(&args.index)?;
-    let snapshot = store.snapshot();
+    let snapshot = args.index.open()?.current();
     let mut ranking = Ranking::new(args.mode, args.k);
     args.list.apply(&mut ranking)?;
     let started = Instant::now();
     let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
-        bail!("product {:?} is not in {}", args.id, args.index.display());
+        bail!("product {:?} is not in {}", args.id, args.index);
     };
     print_rows(&rows, args.json, started.elapsed())
 }
 
+fn run_copy(args: CopyArgs) -> Result<()> {
+    let started = Instant::now();
+    let from = args.from.open()?.current();
+    let mut to = args.to.create(from.meta())?;
+    for note in to.notes() {
+        eprintln!("{note}");
+    }
+    let policy = args.ann.policy(to.ann_policy())?;
+    to.set_ann(policy)?;
+    let copied = vitrina::store::copy(&*from, &mut *to, 1000)?;
+    to.optimize()?;
+    println!(
+        "copied {copied} products from {} to {} in {:.1}s",
+        args.from,
+        args.to,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run_info(args: InfoArgs) -> Result<()> {
-    let info = LiveStore::open(&args.index)?.info();
+    let info = args.index.open()?.info();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());
@@ -712,8 +755,8 @@ fn run_info(args: InfoArgs) -> Result<()> {
 }
 
 fn run_serve(args: ServeArgs) -> Result<()> {
-    let store = LiveStore::open(&args.index)?;
-    let model = store_model(&args.model, store.snapshot().meta())?;
+    let store = args.index.open()?;
+    let model = store_model(&args.model, store.current().meta())?;
     let write_key = match &args.write_key_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -728,13 +771,16 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         store,
         model,
         args.addr,
-        vitrina::server::ServeOptions { write_key },
+        vitrina::server::ServeOptions {
+            write_key,
+            location: args.index.clone(),
+            uploads: args.uploads.clone(),
+        },
     )
 }
 
 fn run_search(args: SearchArgs) -> Result<()> {
-    let store = LiveStore::open(&args.index)?;
-    let snapshot = store.snapshot();
+    let snapshot = args.index.open()?.current();
     let model = args.model.load(Some(snapshot.meta()))?;
     let searcher = Searcher::new(&*snapshot, &model)?;
     let image = args.image.as_deref().map(load_image).transpose()?;
@@ -828,14 +874,14 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog, args.split, None)?;
     let model = args.model.load(None)?;
     let snapshot = match &args.index {
-        Some(dir) => {
-            sync_folder(&catalog, &model, dir, true, None)?;
-            LiveStore::open(dir)?.snapshot()
+        Some(location) => {
+            sync_store(&catalog, &model, location, true, None)?;
+            location.open()?.current()
         }
         None => {
             let (snapshot, report) = indexing::build_in_memory(&catalog, &model)?;
             print_report(&report);
-            std::sync::Arc::new(snapshot)
+            std::sync::Arc::new(snapshot) as std::sync::Arc<dyn Store>
         }
     };
     let index: &dyn Store = &*snapshot;

@@ -38,7 +38,7 @@ use crate::encoder::preprocess::decode_image;
 use crate::encoder::Model;
 use crate::indexing::{embed_entries, vector_hash, Report};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
-use crate::store::{EmbeddedWriter, LiveStore, Store, StoreWriter};
+use crate::store::{Live, Location, StoreWriter, Unavailable};
 
 const PAGE: &str = include_str!("page.html");
 /// Largest accepted upload: a phone photo fits comfortably.
@@ -50,14 +50,18 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
 const UPLOADS: &str = "uploads";
 
 /// What `serve` is started with besides the store and the model.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
+    /// Where the store is, for writes.
+    pub location: Location,
+    /// Where uploaded images go (default: `uploads/` in the store's folder).
+    pub uploads: Option<std::path::PathBuf>,
 }
 
 struct AppState {
-    store: LiveStore,
+    store: Arc<dyn Live>,
     model: Model,
     options: ServeOptions,
 }
@@ -121,6 +125,28 @@ fn image_error(e: anyhow::Error) -> ApiError {
 
 fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// A store error: 503 when the store cannot be reached right now (a database down or
+/// restarting; the client may retry), else `otherwise`.
+fn store_error(otherwise: StatusCode) -> impl Fn(anyhow::Error) -> ApiError {
+    move |e| {
+        let status = if e.downcast_ref::<Unavailable>().is_some() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            otherwise
+        };
+        ApiError(status, format!("{e:#}"))
+    }
+}
+
+/// Runs store work on the blocking pool: a store read may wait on a database.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 impl SearchParams {
@@ -207,12 +233,12 @@ fn run_search(
         image,
         text_weight: params.text_weight.unwrap_or(0.5),
     };
-    let snapshot = state.store.snapshot();
+    let snapshot = state.store.current();
     let searcher = Searcher::new(&*snapshot, &state.model)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+        .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
     let hits = searcher
         .search(&query, &ranking)
-        .map_err(|e| bad_request(format!("{e:#}")))?;
+        .map_err(store_error(StatusCode::BAD_REQUEST))?;
     Ok(SearchResponse {
         took_ms: started.elapsed().as_secs_f64() * 1e3,
         mode: ranking.mode,
@@ -300,7 +326,7 @@ async fn similar(
         if params.mode.is_none() {
             ranking.mode = Mode::Average;
         }
-        let snapshot = state.store.snapshot();
+        let snapshot = state.store.current();
         let searcher = crate::search::Searcher::stored_vectors_only(&*snapshot);
         match searcher.similar(&id, &ranking) {
             Ok(Some(hits)) => Ok(Json(SearchResponse {
@@ -313,7 +339,7 @@ async fn similar(
                 StatusCode::NOT_FOUND,
                 format!("no product {id:?}"),
             )),
-            Err(e) => Err(bad_request(format!("{e:#}"))),
+            Err(e) => Err(store_error(StatusCode::BAD_REQUEST)(e)),
         }
     })
     .await
@@ -324,15 +350,15 @@ async fn similar(
 async fn facets(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let facets = state
         .store
-        .snapshot()
+        .current()
         .facets()
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+        .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
     Ok(Json(&*facets).into_response())
 }
 
 async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let found = state.store.snapshot().product(&id).ok().flatten();
-    let Some(path) = found.and_then(|p| p.product.image) else {
+    let found = blocking(move || Ok(state.store.current().product(&id).ok().flatten())).await;
+    let Some(path) = found.ok().flatten().and_then(|p| p.product.image) else {
         return ApiError(StatusCode::NOT_FOUND, "no such product image".into()).into_response();
     };
     match tokio::fs::read(&path).await {
@@ -356,7 +382,7 @@ async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let snapshot = state.store.snapshot();
+    let snapshot = state.store.current();
     let meta = snapshot.meta();
     Json(serde_json::json!({
         "status": "ok",
@@ -371,17 +397,15 @@ async fn get_product(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.snapshot().product(&id) {
+    blocking(move || match state.store.current().product(&id) {
         Ok(Some(p)) => Ok(Json(p).into_response()),
         Ok(None) => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no product {id:?}"),
         )),
-        Err(e) => Err(ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{e:#}"),
-        )),
-    }
+        Err(e) => Err(store_error(StatusCode::INTERNAL_SERVER_ERROR)(e)),
+    })
+    .await
 }
 
 /// Checks the bearer token of a write request in constant time.
@@ -428,7 +452,15 @@ fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::Pa
         _ => "jpg",
     };
     let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let dir = state.store.dir().join(UPLOADS);
+    let dir =
+        match (&state.options.uploads, state.options.location.folder()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(store)) => store.join(UPLOADS),
+            (None, None) => return Err(bad_request(
+                "this server keeps its index in PostgreSQL and has no folder for uploaded images: \
+                 start it with --uploads DIR, or send the product without an image",
+            )),
+        };
     std::fs::create_dir_all(&dir).map_err(internal)?;
     let path = dir.join(format!(
         "{:016x}.{ext}",
@@ -445,14 +477,14 @@ fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::Pa
 /// refresh, so this server's next request already sees it.
 fn write<T>(
     state: &AppState,
-    change: impl FnOnce(&mut EmbeddedWriter) -> anyhow::Result<T>,
+    change: impl FnOnce(&mut dyn StoreWriter) -> anyhow::Result<T>,
 ) -> Result<T, ApiError> {
-    let internal = |e: anyhow::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
-    let mut writer = EmbeddedWriter::open(state.store.dir()).map_err(internal)?;
-    let out = change(&mut writer).map_err(internal)?;
-    writer.finish().map_err(internal)?;
+    let internal = store_error(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut writer = state.options.location.writer().map_err(&internal)?;
+    let out = change(&mut *writer).map_err(&internal)?;
+    writer.finish().map_err(&internal)?;
     drop(writer);
-    state.store.refresh().map_err(internal)?;
+    state.store.refresh().map_err(&internal)?;
     Ok(out)
 }
 
@@ -619,12 +651,12 @@ fn router(state: Arc<AppState>) -> Router {
 
 /// Serves a store with `model` on `addr` until Ctrl-C, following the store's changes.
 pub fn serve(
-    store: LiveStore,
+    store: Arc<dyn Live>,
     model: Model,
     addr: SocketAddr,
     options: ServeOptions,
 ) -> Result<()> {
-    Searcher::new(&*store.snapshot(), &model)?; // refuse a mismatched model before listening
+    Searcher::new(&*store.current(), &model)?; // refuse a mismatched model before listening
     let state = Arc::new(AppState {
         store,
         model,
@@ -654,7 +686,7 @@ pub fn serve(
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!(
             "serving {} products on http://{}{}",
-            state.store.snapshot().len(),
+            state.store.current().len(),
             listener.local_addr()?,
             if state.options.write_key.is_some() {
                 " (write API enabled)"

@@ -446,6 +446,26 @@ impl StoreWriter for EmbeddedWriter {
         &self.state
     }
 
+    fn ann_policy(&self) -> AnnPolicy {
+        self.ann
+    }
+
+    fn set_ann(&mut self, policy: AnnPolicy) -> Result<()> {
+        EmbeddedWriter::set_ann(self, policy);
+        Ok(())
+    }
+
+    fn optimize(&mut self) -> Result<()> {
+        if self.log_bytes() > 0 || self.ann_changed {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn finish(&mut self) -> Result<()> {
         let log = self.log_bytes();
         if log > COMPACT_MIN_BYTES.max(self.base_bytes / COMPACT_SHARE)

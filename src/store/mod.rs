@@ -9,12 +9,17 @@
 //! - [`embedded`]: a folder on disk that follows a live catalogue: a checksummed base
 //!   file plus a write-ahead log, crash-safe, readable while another process writes.
 //!
-//! The PostgreSQL store implements the same traits.
+//! - [`postgres`]: a PostgreSQL table with pgvector columns, for shops that scale out
+//!   on the database they already run.
+//!
+//! [`Location`] says which one an `--index` names (a folder or a `postgres://` URL).
 
 pub mod ann;
 pub mod embedded;
 mod file;
 pub mod filter;
+mod location;
+pub mod postgres;
 pub mod scan;
 mod snapshot;
 mod wal;
@@ -22,6 +27,7 @@ mod wal;
 pub use ann::{AnnMode, AnnParams, AnnPolicy, Method};
 pub use embedded::{EmbeddedWriter, LiveStore};
 pub use filter::{Facets, Filter};
+pub use location::{Live, Location};
 pub use snapshot::Snapshot;
 
 use std::collections::BTreeMap;
@@ -135,6 +141,11 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Best first; equal scores in id order.
+pub fn sort_by_score_then_id(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+}
+
 /// Which products a search may return.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Candidates<'a> {
@@ -182,7 +193,8 @@ pub trait Store: Send + Sync {
         self.len() == 0
     }
     /// The `k` best products for `query` in `space`, among `candidates`, best first
-    /// (equal scores in a stable order).
+    /// (equal scores in id order, so every store lists duplicates alike and
+    /// diversification, which clusters this list, sees the same input).
     fn top_k(
         &self,
         space: Space,
@@ -212,6 +224,67 @@ pub trait StoreWriter {
     /// Ends a writing session (the embedded store folds its log into the base file when
     /// that pays off).
     fn finish(&mut self) -> Result<()>;
+    /// When the store builds ANN graphs (HNSW indexes), and with which parameters.
+    fn ann_policy(&self) -> AnnPolicy {
+        AnnPolicy::default()
+    }
+    /// Changes that setting; it takes effect at the next [`StoreWriter::optimize`].
+    fn set_ann(&mut self, _policy: AnnPolicy) -> Result<()> {
+        Ok(())
+    }
+    /// Brings the store into its best shape for search after a bulk load: the embedded
+    /// store folds its log into a new base file (with graphs per the policy), PostgreSQL
+    /// builds or drops HNSW indexes and refreshes the planner's statistics.
+    fn optimize(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// What opening the store found and repaired (an incomplete last write, leftovers).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The store cannot be reached right now (a database server down or restarting): the
+/// request may succeed later, so the server answers 503 rather than 500.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// Copies every product with its vectors from one store to another (between the
+/// embedded store and PostgreSQL, either way) without re-embedding; returns how many.
+pub fn copy(from: &dyn Store, to: &mut dyn StoreWriter, batch: usize) -> Result<usize> {
+    let products = from.products()?;
+    let kinds = from.meta().kinds.clone();
+    for chunk in products.chunks(batch.max(1)) {
+        let ids: Vec<&str> = chunk.iter().map(|p| p.id()).collect();
+        let mut columns = Vec::new();
+        for kind in &kinds {
+            columns.push(from.vectors(*kind, &ids)?);
+        }
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (row, product) in chunk.iter().enumerate() {
+            let mut vectors = BTreeMap::new();
+            for (kind, column) in kinds.iter().zip(&mut columns) {
+                let v = column[row].take().ok_or_else(|| {
+                    anyhow::anyhow!("product {:?} vanished during the copy", product.id())
+                })?;
+                vectors.insert(*kind, v);
+            }
+            entries.push(Entry {
+                product: product.clone(),
+                vectors,
+            });
+        }
+        to.upsert(entries)?;
+    }
+    Ok(products.len())
 }
 
 /// A store in RAM: the same code paths as the embedded store, without files.

@@ -410,7 +410,7 @@ impl Store for Snapshot {
             .collect();
         sort_hits(&mut all);
         all.truncate(k);
-        Ok(all
+        let mut hits: Vec<Hit> = all
             .into_iter()
             .map(|h| {
                 let p = if h.row < n {
@@ -423,7 +423,9 @@ impl Store for Snapshot {
                     score: h.score,
                 }
             })
-            .collect())
+            .collect();
+        super::sort_by_score_then_id(&mut hits);
+        Ok(hits)
     }
 
     fn vectors(&self, kind: VectorKind, ids: &[&str]) -> Result<Vec<Option<Vec<f32>>>> {
