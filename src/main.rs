@@ -202,9 +202,12 @@ struct BenchArgs {
     /// With --suite store: use at most this many products.
     #[arg(long)]
     limit: Option<usize>,
-    /// With --suite ann: how many vectors (the --index's own, then noisy copies).
+    /// With --suite ann or postgres: how many vectors (the --index's own, then noisy copies).
     #[arg(long, default_value_t = 200_000)]
     rows: usize,
+    /// With --suite postgres: the PostgreSQL URL (its table, default `vitrina_bench`, is replaced).
+    #[arg(long)]
+    postgres: Option<String>,
     /// Print the table as JSON (one object per measurement).
     #[arg(long)]
     json: bool,
@@ -218,6 +221,8 @@ enum BenchSuite {
     Store,
     /// HNSW vs exact scan (and faiss with --peer-python) on --rows vectors of --index.
     Ann,
+    /// The embedded store beside PostgreSQL (--postgres URL) on --rows vectors of --index.
+    Postgres,
 }
 
 #[derive(Args)]
@@ -959,6 +964,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 bail!("--suite ann needs --index DIR (its vectors seed the benchmark)");
             };
             vitrina::bench::ann::run(index, args.rows, args.peer_python.as_deref())?
+        }
+        BenchSuite::Postgres => {
+            let (Some(index), Some(url)) = (&args.index, &args.postgres) else {
+                bail!("--suite postgres needs --index DIR (its vectors seed the benchmark) and --postgres URL");
+            };
+            vitrina::bench::postgres::run(index, url, args.rows)?
         }
         BenchSuite::Store => {
             let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;

@@ -20,7 +20,7 @@ use crate::store::ann::{AnnParams, Graph};
 use crate::store::scan::top_k;
 use crate::store::{LiveStore, Store, VectorKind};
 
-const DIM_QUERIES: usize = 500;
+pub(super) const DIM_QUERIES: usize = 500;
 const EFS: [usize; 5] = [16, 32, 64, 128, 256];
 
 fn rss_mb() -> f64 {
@@ -30,13 +30,13 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0 / 1e6)
 }
 
-struct Timing {
-    p50: f64,
-    p99: f64,
-    qps: f64,
+pub(super) struct Timing {
+    pub p50: f64,
+    pub p99: f64,
+    pub qps: f64,
 }
 
-fn timing(mut ms: Vec<f64>) -> Timing {
+pub(super) fn timing(mut ms: Vec<f64>) -> Timing {
     let total: f64 = ms.iter().sum();
     ms.sort_by(f64::total_cmp);
     Timing {
@@ -46,12 +46,23 @@ fn timing(mut ms: Vec<f64>) -> Timing {
     }
 }
 
-fn fmt(t: &Timing) -> String {
+pub(super) fn fmt(t: &Timing) -> String {
     format!("p50 {:.2} ms, p99 {:.2} ms, {:.0} QPS", t.p50, t.p99, t.qps)
 }
 
-/// Runs the benchmark; `peer` is a Python with faiss (scripts/requirements-ann-peer.txt).
-pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
+/// The benchmark's vectors: `rows` unit vectors made from an index's own (its average
+/// vectors, or text vectors for a text-only index; beyond the index's size, copies with
+/// N(0, 0.01) noise), and [`DIM_QUERIES`] text vectors of random products as queries.
+pub(super) struct BenchVectors {
+    pub base: Vec<f32>,
+    pub queries: Vec<f32>,
+    pub dim: usize,
+    /// Products of the source index.
+    pub source_rows: usize,
+    pub kind: VectorKind,
+}
+
+pub(super) fn bench_vectors(index: &Path, rows: usize) -> Result<BenchVectors> {
     let store = LiveStore::open(index)?.snapshot();
     let products = store.products()?;
     let ids: Vec<&str> = products.iter().map(|p| p.id()).collect();
@@ -90,6 +101,24 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let queries: Vec<f32> = (0..DIM_QUERIES)
         .flat_map(|_| texts[rng.random_range(0..n0)].clone())
         .collect();
+    Ok(BenchVectors {
+        base,
+        queries,
+        dim,
+        source_rows: n0,
+        kind,
+    })
+}
+
+/// Runs the benchmark; `peer` is a Python with faiss (scripts/requirements-ann-peer.txt).
+pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
+    let BenchVectors {
+        base,
+        queries,
+        dim,
+        source_rows: n0,
+        kind,
+    } = bench_vectors(index, rows)?;
     let mut out = Vec::new();
     out.push(row(
         format!("vectors: {rows} x {dim} ({n0} of the index's {kind:?} vectors, then copies + N(0, 0.01) noise); {DIM_QUERIES} title vectors as queries"),

@@ -2,6 +2,7 @@
 //! in one run and printed as a table. Timing goals live here, never in unit tests.
 
 pub mod ann;
+pub mod postgres;
 pub mod store;
 
 use std::path::{Path, PathBuf};

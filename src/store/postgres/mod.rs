@@ -215,6 +215,24 @@ impl PgLocation {
         })
     }
 
+    /// Drops the URL's table and its record (benchmarks and tests start afresh).
+    pub fn drop_table(&self) -> Result<()> {
+        let Some(table) = &self.table else {
+            bail!("{self}: name the table to drop with ?table=NAME");
+        };
+        let mut c = self.config.connect(NoTls).map_err(|e| self.explain(e))?;
+        c.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .map_err(|e| self.explain(e))?;
+        if !schema::store_names(&mut c)
+            .map_err(|e| self.explain(e))?
+            .is_empty()
+        {
+            c.execute("DELETE FROM vitrina_stores WHERE name = $1", &[table])
+                .map_err(|e| self.explain(e))?;
+        }
+        Ok(())
+    }
+
     /// The table to use: the URL's, else the only store in the database.
     pub(crate) fn table_or_only(&self, pool: &Pool) -> Result<String> {
         if let Some(t) = &self.table {

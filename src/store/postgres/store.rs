@@ -9,7 +9,8 @@
 //! cheap exactly when the filter is selective. So k results come back whenever k
 //! products match.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use ::postgres::Transaction;
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,7 +29,8 @@ struct Cached {
     version: i64,
     len: usize,
     with_image: usize,
-    facets: Arc<Facets>,
+    /// Computed on first use (it reads every product), once per version.
+    facets: OnceLock<Arc<Facets>>,
     ann: AnnPolicy,
     indexed: Vec<VectorKind>,
 }
@@ -41,6 +43,8 @@ pub struct PgStore {
     table: String,
     meta: Arc<StoreMeta>,
     cached: Arc<RwLock<Arc<Cached>>>,
+    /// Set by this process's writes: the next read refreshes the cache first.
+    stale: Arc<AtomicBool>,
 }
 
 impl PgStore {
@@ -66,10 +70,11 @@ impl PgStore {
                 version: -1,
                 len: 0,
                 with_image: 0,
-                facets: Arc::default(),
+                facets: OnceLock::new(),
                 ann: record.ann,
                 indexed: Vec::new(),
             }))),
+            stale: Arc::new(AtomicBool::new(false)),
         };
         store.reload()?;
         Ok(store)
@@ -80,6 +85,14 @@ impl PgStore {
     }
 
     fn cached(&self) -> Arc<Cached> {
+        if self.stale.swap(false, Ordering::AcqRel) && self.reload().is_err() {
+            // Keep the last state; try again on the next read.
+            self.stale.store(true, Ordering::Release);
+        }
+        self.last()
+    }
+
+    fn last(&self) -> Arc<Cached> {
         self.cached
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -98,7 +111,7 @@ impl PgStore {
             .map_err(explain)?
             .ok_or_else(|| anyhow!("table {} was dropped from {}", self.table, self.loc))?;
         let version: i64 = row.get(0);
-        if version == self.cached().version {
+        if version == self.last().version {
             return Ok(false);
         }
         let ann: AnnPolicy = serde_json::from_value(row.get(1))?;
@@ -111,14 +124,13 @@ impl PgStore {
                 &[],
             )
             .map_err(explain)?;
-        let products = self.products_with(&mut c)?;
         let indexed =
             schema::indexed_kinds(&mut *c, &self.table, &self.meta.kinds).map_err(explain)?;
         let fresh = Cached {
             version,
             len: counts.get::<_, i64>(0) as usize,
             with_image: counts.get::<_, i64>(1) as usize,
-            facets: Arc::new(Facets::of(products.iter())),
+            facets: OnceLock::new(),
             ann,
             indexed,
         };
@@ -301,7 +313,12 @@ impl Store for PgStore {
     }
 
     fn facets(&self) -> Result<Arc<Facets>> {
-        Ok(self.cached().facets.clone())
+        let cached = self.cached();
+        if let Some(f) = cached.facets.get() {
+            return Ok(f.clone());
+        }
+        let facets = Arc::new(Facets::of(self.products()?.iter()));
+        Ok(cached.facets.get_or_init(|| facets).clone())
     }
 
     fn info(&self) -> StoreInfo {
@@ -378,8 +395,7 @@ impl PgWriter {
         )
         .map_err(explain)?;
         tx.commit().map_err(explain)?;
-        drop(c);
-        store.reload()?;
+        store.stale.store(true, Ordering::Release);
         Ok(out)
     }
 }
