@@ -75,6 +75,16 @@ struct ServeArgs {
     /// index folder; needed to accept images when the index is in PostgreSQL).
     #[arg(long)]
     uploads: Option<PathBuf>,
+    /// Searches that may run at once (default: twice the cores); more wait up to
+    /// --queue-ms, then get 503 with Retry-After.
+    #[arg(long)]
+    max_searches: Option<usize>,
+    /// Photo queries decoded and embedded at once (default: the cores).
+    #[arg(long)]
+    max_image_queries: Option<usize>,
+    /// How long a request may wait for its turn (milliseconds).
+    #[arg(long, default_value_t = 1000)]
+    queue_ms: u64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -772,11 +782,15 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         None => std::env::var("VITRINA_WRITE_KEY").ok(),
     }
     .filter(|k| !k.is_empty());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     vitrina::server::serve(
         store,
         model,
         args.addr,
         vitrina::server::ServeOptions {
+            max_searches: args.max_searches.unwrap_or(2 * cores),
+            max_image_queries: args.max_image_queries.unwrap_or(cores),
+            queue_wait: std::time::Duration::from_millis(args.queue_ms),
             write_key,
             location: args.index.clone(),
             uploads: args.uploads.clone(),

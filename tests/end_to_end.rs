@@ -508,3 +508,134 @@ fn more_like_this_leaves_the_product_out_and_respects_filters() {
     let out = vitrina(&["similar", "--index", &dir, id, "--json", "-k", "3"]);
     assert_eq!(json_hits(&out).len(), 3);
 }
+
+fn signal(server: &Server, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn every_error_has_one_json_shape_and_signals_reload_or_stop_the_server() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (mut server, port) = Server::start(&["--index", &dir]);
+    for (method, target, want) in [
+        ("GET", "/api/search?q=belt&k=abc", 400),
+        ("GET", "/api/search?q=belt&lambda=x", 400),
+        ("GET", "/api/search?q=belt&k=0", 400),
+        ("GET", "/api/products/no-such-id", 404),
+        ("GET", "/no/such/route", 404),
+        ("DELETE", "/api/search", 405),
+        ("PUT", "/api/products/x", 403),
+    ] {
+        let (status, body) = http(port, method, target, b"");
+        assert_eq!(status, want, "{method} {target}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            panic!(
+                "{method} {target}: not JSON: {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{method} {target}: {v}"
+        );
+    }
+    let (status, body) = http(port, "GET", "/ready", b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // SIGHUP re-reads the store and never stops the server.
+    signal(&server, "HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(http(port, "GET", "/health", b"").0, 200);
+    assert!(server
+        .wait_exit(std::time::Duration::from_millis(10))
+        .is_none());
+    // SIGTERM stops it cleanly.
+    signal(&server, "TERM");
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("the server did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_saturated_server_answers_503_with_retry_after_instead_of_queueing() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (_server, port) =
+        Server::start(&["--index", &dir, "--max-searches", "1", "--queue-ms", "0"]);
+    let photo = open_index()
+        .products()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.has_image)
+        .and_then(|p| p.product.image)
+        .unwrap();
+    let bytes = std::fs::read(photo).unwrap();
+    let statuses: Vec<(u16, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let bytes = bytes.clone();
+                s.spawn(move || {
+                    http(
+                        port,
+                        "POST",
+                        "/api/search?mode=average&k=50&diversify=kmeans&q=shirt",
+                        &bytes,
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let busy: Vec<&Vec<u8>> = statuses
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, b)| b)
+        .collect();
+    assert!(
+        ok >= 1,
+        "{:?}",
+        statuses.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+    assert!(
+        !busy.is_empty(),
+        "8 photo queries at once, one at a time allowed: none refused"
+    );
+    assert_eq!(ok + busy.len(), 8);
+    let v: serde_json::Value = serde_json::from_slice(busy[0]).unwrap();
+    assert_eq!(v["error"]["code"], "unavailable");
+    // Retry-After is sent with every 503.
+    use std::io::{Read, Write};
+    let mut raw = String::new();
+    let started = std::time::Instant::now();
+    while !raw.contains(" 503 ") && started.elapsed() < std::time::Duration::from_secs(30) {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let bytes = bytes.clone();
+                std::thread::spawn(move || {
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let head = format!(
+                        "POST /api/search?mode=average&k=50&diversify=kmeans HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                        bytes.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(&bytes).unwrap();
+                    let mut out = Vec::new();
+                    stream.read_to_end(&mut out).unwrap();
+                    String::from_utf8_lossy(&out).to_string()
+                })
+            })
+            .collect();
+        for t in threads {
+            let r = t.join().unwrap();
+            if r.contains(" 503 ") {
+                raw = r;
+            }
+        }
+    }
+    assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
+}

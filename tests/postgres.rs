@@ -357,6 +357,35 @@ fn the_embedded_and_postgres_stores_return_the_same_results_on_myntra() {
         .unwrap()
         .current();
     let pg = url.parse::<Location>().unwrap().open().unwrap().current();
+
+    // And back, into a new folder: the same products and vectors.
+    let back = tempfile::tempdir().unwrap();
+    let back_dir = back.path().join("copy").to_str().unwrap().to_string();
+    let out = vitrina(&["copy", "--from", &url, "--to", &back_dir]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = back_dir
+        .parse::<Location>()
+        .unwrap()
+        .open()
+        .unwrap()
+        .current();
+    let mut a = embedded.products().unwrap();
+    let mut b = copied.products().unwrap();
+    a.sort_by(|x, y| x.id().cmp(y.id()));
+    b.sort_by(|x, y| x.id().cmp(y.id()));
+    assert_eq!(a, b);
+    let some: Vec<&str> = a.iter().step_by(97).map(|p| p.id()).collect();
+    for kind in [VectorKind::Text, VectorKind::Image, VectorKind::Average] {
+        assert_eq!(
+            embedded.vectors(kind, &some).unwrap(),
+            copied.vectors(kind, &some).unwrap()
+        );
+    }
+
     assert_eq!(pg.len(), 1000);
     assert_eq!(pg.meta(), embedded.meta());
     let products = embedded.products().unwrap();

@@ -79,7 +79,7 @@ pub fn run(index: &Path, postgres: &str, rows: usize) -> Result<Vec<Row>> {
         ("PostgreSQL", url.parse::<Location>()?),
     ];
     let queries: Vec<&[f32]> = v.queries.chunks_exact(dim).take(QUERIES).collect();
-    debug_assert!(QUERIES <= DIM_QUERIES);
+    const { assert!(QUERIES <= DIM_QUERIES) };
     let filter = Filter::parse(&["shard=0"])?;
     for (name, location) in &stores {
         // Bulk load without graphs, then build them: two figures.
@@ -126,7 +126,10 @@ pub fn run(index: &Path, postgres: &str, rows: usize) -> Result<Vec<Row>> {
             let label = if filtered { "filter 5%" } else { "unfiltered" };
             let mut truth = Vec::new();
             let mut ms = Vec::new();
-            for method in [Method::Exact, Method::Ann] {
+            // Auto: the HNSW index, except where the store routes a selective filter to
+            // an exact scan (the embedded store below 10% of products; PostgreSQL when
+            // the index scan comes back short): what a search gets by default.
+            for method in [Method::Exact, Method::Auto] {
                 ms.clear();
                 let (mut found, mut returned) = (0, 0);
                 for (qi, q) in queries.iter().enumerate() {
@@ -150,7 +153,7 @@ pub fn run(index: &Path, postgres: &str, rows: usize) -> Result<Vec<Row>> {
                     "exact".to_string()
                 } else {
                     format!(
-                        "HNSW ef_search {}: recall@10 {:.3}, {:.1} results",
+                        "default search (HNSW ef_search {}): recall@10 {:.3}, {:.1} results",
                         policy.params.ef_search,
                         found as f64 / (10 * queries.len()) as f64,
                         returned as f64 / queries.len() as f64
@@ -171,7 +174,7 @@ pub fn run(index: &Path, postgres: &str, rows: usize) -> Result<Vec<Row>> {
             writer.upsert(vec![entry(r, &v.base[r * dim..(r + 1) * dim])])?;
         }
         out.push(row(
-            format!("{name}: single upserts (HNSW kept up to date)"),
+            format!("{name}: single upserts, each durable"),
             format!(
                 "{:.0} upserts/s",
                 SINGLE_UPSERTS as f64 / t.elapsed().as_secs_f64()

@@ -52,6 +52,13 @@ const UPLOADS: &str = "uploads";
 /// What `serve` is started with besides the store and the model.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// Searches that may run at once (each holds a core while it ranks).
+    pub max_searches: usize,
+    /// Photo queries that may be decoded and embedded at once (each may take up to the
+    /// decoder's memory limit).
+    pub max_image_queries: usize,
+    /// How long a request waits for its turn before it is answered 503.
+    pub queue_wait: Duration,
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
     /// Where the store is, for writes.
@@ -64,6 +71,8 @@ struct AppState {
     store: Arc<dyn Live>,
     model: Model,
     options: ServeOptions,
+    searches: Arc<tokio::sync::Semaphore>,
+    image_queries: Arc<tokio::sync::Semaphore>,
 }
 
 /// Search parameters shared by the GET and POST forms.
@@ -103,12 +112,75 @@ struct SearchResponse {
     hits: Vec<ResultRow>,
 }
 
-/// An error as a JSON body with the right status.
+/// An error as a JSON body with the right status. Every 4xx and 5xx has one shape,
+/// `{"error": {"code": "...", "message": "..."}}`: 4xx for the client's faults, 5xx
+/// only for ours, 503 (with `Retry-After`) when a retry may succeed.
 struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self.0 {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "overloaded",
+            s if s.is_server_error() => "internal",
+            _ => "error",
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let body = Json(serde_json::json!({
+            "error": { "code": self.code(), "message": self.1 }
+        }));
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            (self.0, [(header::RETRY_AFTER, "1")], body).into_response()
+        } else {
+            (self.0, body).into_response()
+        }
+    }
+}
+
+/// The query string, parsed; a malformed one (`k=abc`) is a JSON 400 like every other
+/// error, not axum's plain-text rejection.
+struct ApiQuery<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        UrlQuery::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| bad_request(e.body_text()))
+    }
+}
+
+/// Waits briefly for one of `limit`'s permits; past that the server is saturated and
+/// says so (503 with `Retry-After`) instead of queueing without bound.
+async fn admit(
+    limit: &Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    what: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(wait, limit.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the server is busy ({what} at their limit); retry in a moment"),
+        )),
     }
 }
 
@@ -252,6 +324,12 @@ async fn blocking_search(
     params: SearchParams,
     image: Option<Bytes>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    let wait = state.options.queue_wait;
+    let _image = match &image {
+        Some(b) if !b.is_empty() => Some(admit(&state.image_queries, wait, "photo queries").await?),
+        _ => None,
+    };
+    let _search = admit(&state.searches, wait, "searches").await?;
     tokio::task::spawn_blocking(move || run_search(&state, &params, image))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -260,7 +338,7 @@ async fn blocking_search(
 
 async fn search_get(
     State(state): State<Arc<AppState>>,
-    UrlQuery(params): UrlQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchParams>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
     blocking_search(state, params.with_filters(raw), None).await
@@ -282,7 +360,7 @@ struct SearchBody {
 
 async fn search_post(
     State(state): State<Arc<AppState>>,
-    UrlQuery(params): UrlQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchParams>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -316,10 +394,11 @@ async fn search_post(
 async fn similar(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    UrlQuery(params): UrlQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchParams>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let params = params.with_filters(raw);
+    let _search = admit(&state.searches, state.options.queue_wait, "searches").await?;
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut ranking = params.ranking()?;
@@ -391,6 +470,19 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "model": meta.model,
         "vectors": meta.kinds,
     }))
+}
+
+/// Readiness, for a load balancer: 200 when the store answers (a database is
+/// reachable), 503 while it does not. `/health` only says the process is up.
+async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || {
+        state
+            .store
+            .refresh()
+            .map_err(store_error(StatusCode::SERVICE_UNAVAILABLE))?;
+        Ok(Json(serde_json::json!({ "status": "ready" })))
+    })
+    .await
 }
 
 async fn get_product(
@@ -632,11 +724,51 @@ async fn delete_product(
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
+/// SIGTERM (what a process manager sends) or Ctrl-C: stop accepting, finish the
+/// requests in flight, exit.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+/// SIGHUP, the conventional "reload", reads the store's changes at once (they are
+/// followed anyway); it never stops the server.
+async fn reload_on_hangup(state: Arc<AppState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let state = state.clone();
+        let result = tokio::task::spawn_blocking(move || state.store.refresh()).await;
+        match result {
+            Ok(Ok(changed)) => eprintln!(
+                "SIGHUP: store re-read ({})",
+                if changed { "changed" } else { "no changes" }
+            ),
+            Ok(Err(e)) => eprintln!("SIGHUP: cannot re-read the store: {e:#}"),
+            Err(e) => eprintln!("SIGHUP: {e}"),
+        }
+    }
+}
+
 /// The router, separate from `serve` so tests can drive it without a socket.
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/api/search", get(search_get).post(search_post))
         .route("/api/facets", get(facets))
         .route("/api/products/{id}/similar", get(similar))
@@ -645,6 +777,13 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/products/{id}",
             get(get_product).put(put_product).delete(delete_product),
         )
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(state)
 }
@@ -660,6 +799,10 @@ pub fn serve(
     let state = Arc::new(AppState {
         store,
         model,
+        searches: Arc::new(tokio::sync::Semaphore::new(options.max_searches.max(1))),
+        image_queries: Arc::new(tokio::sync::Semaphore::new(
+            options.max_image_queries.max(1),
+        )),
         options,
     });
     let watcher = Arc::downgrade(&state);
@@ -694,10 +837,9 @@ pub fn serve(
                 ""
             }
         );
+        tokio::spawn(reload_on_hangup(state.clone()));
         axum::serve(listener, router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(shutdown_signal())
             .await
             .context("server error")
     })

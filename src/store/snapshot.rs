@@ -174,15 +174,21 @@ impl Segment {
 /// large bases).
 const SELECTIVE: f64 = 0.10;
 
-/// The share of rows `keep` admits, from up to 2,000 evenly spaced rows.
+/// The share of rows `keep` admits, from 2,000 rows drawn at random (seeded by the row
+/// count, so a search is repeatable). Evenly spaced rows would alias with periodic
+/// data: with 200,000 rows every 100th row was sampled, and a field that cycles every
+/// 20 rows read as matching all or nothing.
 fn admitted_share(rows: usize, keep: &dyn Fn(usize) -> bool) -> f64 {
-    if rows == 0 {
-        return 0.0;
+    use rand::{Rng, SeedableRng};
+    const SAMPLES: usize = 2000;
+    if rows <= SAMPLES {
+        return (0..rows).filter(|&r| keep(r)).count() as f64 / rows.max(1) as f64;
     }
-    let step = rows.div_ceil(2000).max(1);
-    let sampled = (0..rows).step_by(step);
-    let n = sampled.clone().count();
-    sampled.filter(|&r| keep(r)).count() as f64 / n as f64
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(rows as u64);
+    let admitted = (0..SAMPLES)
+        .filter(|_| keep(rng.random_range(0..rows)))
+        .count();
+    admitted as f64 / SAMPLES as f64
 }
 
 /// Where a row lives.
@@ -486,5 +492,21 @@ impl Store for Snapshot {
             bytes_on_disk: None,
             location: "memory".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admitted_share;
+
+    #[test]
+    fn the_admitted_share_is_not_fooled_by_periodic_fields() {
+        // A field cycling every 20 rows (1 in 20 admitted) at sizes whose even spacing
+        // would alias with it.
+        for rows in [200_000, 44_446, 40_000, 1_000] {
+            let share = admitted_share(rows, &|r: usize| r.is_multiple_of(20));
+            assert!((0.035..0.065).contains(&share), "{rows} rows: {share}");
+        }
+        assert_eq!(admitted_share(0, &|_| true), 0.0);
     }
 }

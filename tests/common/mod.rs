@@ -113,6 +113,25 @@ impl Server {
     }
 }
 
+#[allow(dead_code)]
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits up to `limit` for the server to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
