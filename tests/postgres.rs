@@ -45,17 +45,12 @@ fn server_url() -> &'static str {
 
 /// A URL naming `table`, which is dropped first (tests own their tables).
 fn fresh_table(table: &str) -> String {
-    let mut c = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP TABLE IF EXISTS {table};
-         DO $$ BEGIN
-           IF to_regclass('vitrina_stores') IS NOT NULL THEN
-             DELETE FROM vitrina_stores WHERE name = '{table}';
-           END IF;
-         END $$;"
-    ))
-    .unwrap();
-    format!("{}?table={table}", server_url())
+    let url = format!("{}?table={table}", server_url());
+    let Location::Postgres(pg) = url.parse::<Location>().unwrap() else {
+        unreachable!("a postgres:// URL")
+    };
+    pg.drop_table().unwrap();
+    url
 }
 
 const DIM: usize = 8;
@@ -563,9 +558,12 @@ fn indexing_syncs_and_upserts_on_postgres() {
 fn the_server_answers_503_while_postgres_is_down_and_recovers() {
     // A second PostgreSQL of our own (other port and data folder), so stopping it does
     // not disturb the other tests.
+    let home =
+        std::env::var("VITRINA_PG_HOME").unwrap_or_else(|_| "/var/tmp/vitrina-postgres".into());
+    let data = format!("{home}/outage-test");
     let env = [
         ("VITRINA_PG_PORT", "54339"),
-        ("VITRINA_PG_DATA", "/var/tmp/vitrina-postgres/outage-test"),
+        ("VITRINA_PG_DATA", data.as_str()),
     ];
     let url = format!("{}?table=outage", start_server(&env));
     let folder = myntra_folder().to_str().unwrap().to_string();

@@ -20,8 +20,8 @@ use super::sql::{self, Params};
 use super::{table_for_catalog, Client, PgLocation, Pool};
 use crate::store::scan::dot;
 use crate::store::{
-    sort_by_score_then_id, AnnMode, AnnPolicy, Candidates, Entry, Facets, Hit, Live, Method, Space,
-    Store, StoreInfo, StoreMeta, StoreWriter, StoredProduct, VectorKind,
+    sort_by_score_then_id, AnnPolicy, Candidates, Entry, Facets, Hit, Live, Method, Space, Store,
+    StoreInfo, StoreMeta, StoreWriter, StoredProduct, VectorKind,
 };
 
 /// What readers cache between changes: refreshed when the table's change counter moves.
@@ -516,7 +516,7 @@ impl StoreWriter for PgWriter {
     /// write.
     fn optimize(&mut self) -> Result<()> {
         let policy = self.ann_policy();
-        let want = policy.builds(self.store.len()) && policy.mode != AnnMode::Never;
+        let want = policy.builds(self.store.len());
         let kinds = self.store.meta.kinds.clone();
         let have = self.store.cached().indexed.clone();
         let loc = self.store.loc.clone();
