@@ -85,6 +85,12 @@ struct ServeArgs {
     /// How long a request may wait for its turn (milliseconds).
     #[arg(long, default_value_t = 1000)]
     queue_ms: u64,
+    /// Connections open at once; further clients wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Close a connection after this long without traffic (milliseconds).
+    #[arg(long, default_value_t = 30_000)]
+    idle_timeout_ms: u64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -791,6 +797,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             max_searches: args.max_searches.unwrap_or(2 * cores),
             max_image_queries: args.max_image_queries.unwrap_or(cores),
             queue_wait: std::time::Duration::from_millis(args.queue_ms),
+            max_connections: args.max_connections,
+            idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
             write_key,
             location: args.index.clone(),
             uploads: args.uploads.clone(),

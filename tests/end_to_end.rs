@@ -639,3 +639,39 @@ fn a_saturated_server_answers_503_with_retry_after_instead_of_queueing() {
     }
     assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
 }
+
+#[test]
+fn idle_connections_are_closed_and_a_full_server_serves_the_next_client_when_one_frees() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (_server, port) = Server::start(&[
+        "--index",
+        &dir,
+        "--max-connections",
+        "2",
+        "--idle-timeout-ms",
+        "1000",
+    ]);
+    // Two clients connect and send nothing: they hold both slots.
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // A third client is served once the idle ones are closed, not before, not never.
+    let started = Instant::now();
+    let (status, _) = http(port, "GET", "/health", b"");
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // And the idle ones were closed by the server.
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection was left open");
+    }
+}

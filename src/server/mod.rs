@@ -40,6 +40,10 @@ use crate::indexing::{embed_entries, vector_hash, Report};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
 use crate::store::{Live, Location, StoreWriter, Unavailable};
 
+mod listener;
+
+use axum::serve::Listener as _;
+
 const PAGE: &str = include_str!("page.html");
 /// Largest accepted upload: a phone photo fits comfortably.
 const MAX_UPLOAD: usize = 20 * 1024 * 1024;
@@ -59,6 +63,10 @@ pub struct ServeOptions {
     pub max_image_queries: usize,
     /// How long a request waits for its turn before it is answered 503.
     pub queue_wait: Duration,
+    /// Connections open at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
     /// Where the store is, for writes.
@@ -827,6 +835,11 @@ pub fn serve(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = listener::Bounded::new(
+            listener,
+            state.options.max_connections,
+            state.options.idle_timeout,
+        );
         eprintln!(
             "serving {} products on http://{}{}",
             state.store.current().len(),

@@ -269,20 +269,11 @@ impl EmbeddedWriter {
             wal::create(dir, 0)?;
         }
         let writer = Self::opened(dir, lock)?;
-        let have = writer.state.meta();
-        if have.model != meta.model || have.dim != meta.dim || have.kinds != meta.kinds {
-            bail!(
-                "{} holds products embedded by model `{}` ({}-d, {:?}); this run uses `{}` ({}-d, {:?}): \
-                 index into a new folder, or delete this one to rebuild it",
-                dir.display(),
-                have.model,
-                have.dim,
-                have.kinds,
-                meta.model,
-                meta.dim,
-                meta.kinds
-            );
-        }
+        writer.state.meta().check_same_model(
+            meta,
+            &dir.display().to_string(),
+            "index into a new folder, or delete this one to rebuild it",
+        )?;
         Ok(writer)
     }
 

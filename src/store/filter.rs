@@ -32,6 +32,16 @@ pub enum Compare {
 }
 
 impl Compare {
+    /// The operator as written (`>=`, `<=`, `>`, `<`), also valid SQL.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Compare::AtLeast => ">=",
+            Compare::AtMost => "<=",
+            Compare::Above => ">",
+            Compare::Below => "<",
+        }
+    }
+
     fn holds(self, value: f64, bound: f64) -> bool {
         match self {
             Compare::AtLeast => value >= bound,
@@ -221,13 +231,7 @@ pub fn describe(c: &Clause) -> String {
         Test::AnyOf(v) => format!("{}={}", c.field, v.join(",")),
         Test::NoneOf(v) => format!("{}!={}", c.field, v.join(",")),
         Test::Number(op, n) => {
-            let op = match op {
-                Compare::AtLeast => ">=",
-                Compare::AtMost => "<=",
-                Compare::Above => ">",
-                Compare::Below => "<",
-            };
-            format!("{}{op}{n}", c.field)
+            format!("{}{}{n}", c.field, op.symbol())
         }
     }
 }

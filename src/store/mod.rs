@@ -107,6 +107,34 @@ pub struct StoreMeta {
 }
 
 impl StoreMeta {
+    /// Refuses to mix models in one store: `place` names the store, `remedy` says what
+    /// to do instead.
+    pub fn check_same_model(&self, wanted: &StoreMeta, place: &str, remedy: &str) -> Result<()> {
+        if self.model != wanted.model || self.dim != wanted.dim || self.kinds != wanted.kinds {
+            bail!(
+                "{place} holds products embedded by model `{}` ({}-d, {:?}); this run uses `{}` ({}-d, {:?}): {remedy}",
+                self.model,
+                self.dim,
+                self.kinds,
+                wanted.model,
+                wanted.dim,
+                wanted.kinds
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks a query vector's length against the store's vectors.
+    pub fn check_query(&self, query: &[f32]) -> Result<()> {
+        ensure!(
+            query.len() == self.dim,
+            "the query vector has {} values; this store's vectors have {}",
+            query.len(),
+            self.dim
+        );
+        Ok(())
+    }
+
     /// Checks that an entry fits this store: known kinds, right length, finite values
     /// (a NaN would rank first or poison every score it touches).
     pub fn check(&self, entry: &Entry) -> Result<()> {

@@ -385,12 +385,7 @@ impl Store for Snapshot {
         k: usize,
         candidates: &Candidates,
     ) -> Result<Vec<Hit>> {
-        anyhow::ensure!(
-            query.len() == self.meta.dim,
-            "the query vector has {} values; this store's vectors have {}",
-            query.len(),
-            self.meta.dim
-        );
+        self.meta.check_query(query)?;
         let base = self.base.top_k(
             space,
             query,

@@ -155,19 +155,11 @@ pub fn ensure(
     )
     .map_err(explain)?;
     if let Some(record) = read(&mut tx, loc, table)? {
-        let have = &record.meta;
-        if have.model != meta.model || have.dim != meta.dim || have.kinds != meta.kinds {
-            bail!(
-                "table {table} in {loc} holds products embedded by model `{}` ({}-d, {:?}); this run uses `{}` ({}-d, {:?}): \
-                 index into another table (?table=NAME), or drop this one to rebuild it",
-                have.model,
-                have.dim,
-                have.kinds,
-                meta.model,
-                meta.dim,
-                meta.kinds
-            );
-        }
+        record.meta.check_same_model(
+            meta,
+            &format!("table {table} in {loc}"),
+            "index into another table (?table=NAME), or drop this one to rebuild it",
+        )?;
         tx.commit().map_err(explain)?;
         return Ok(record);
     }

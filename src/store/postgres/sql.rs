@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::schema::column;
 use crate::catalog::Product;
-use crate::store::filter::{Compare, Test};
+use crate::store::filter::Test;
 use crate::store::{Candidates, Space, VectorKind};
 
 /// Bind parameters, numbered as they are pushed.
@@ -75,19 +75,12 @@ pub fn conditions(c: &Candidates, params: &mut Params) -> String {
         parts.push(match &clause.test {
             Test::AnyOf(values) => any(values, params),
             Test::NoneOf(values) => format!("NOT {}", any(values, params)),
-            Test::Number(op, bound) => {
-                let op = match op {
-                    Compare::AtLeast => ">=",
-                    Compare::AtMost => "<=",
-                    Compare::Above => ">",
-                    Compare::Below => "<",
-                };
-                format!(
-                    "(nums ->> {})::float8 {op} {}",
-                    params.push(field.clone()),
-                    params.push(*bound)
-                )
-            }
+            Test::Number(op, bound) => format!(
+                "(nums ->> {})::float8 {} {}",
+                params.push(field.clone()),
+                op.symbol(),
+                params.push(*bound)
+            ),
         });
     }
     parts.join(" AND ")

@@ -223,6 +223,7 @@ impl Store for PgStore {
         k: usize,
         candidates: &Candidates,
     ) -> Result<Vec<Hit>> {
+        self.meta.check_query(query)?;
         if k == 0 {
             return Ok(Vec::new());
         }
