@@ -383,6 +383,11 @@ fn the_embedded_and_postgres_stores_return_the_same_results_on_myntra() {
 
     assert_eq!(pg.len(), 1000);
     assert_eq!(pg.meta(), embedded.meta());
+    // Facets (counted in SQL there) are the same.
+    assert_eq!(
+        serde_json::to_value(&*pg.facets().unwrap()).unwrap(),
+        serde_json::to_value(&*embedded.facets().unwrap()).unwrap()
+    );
     let products = embedded.products().unwrap();
     // 120 products' own vectors as queries (text, image, average), each product left
     // out, with and without a filter on its own category, plus blended scores.

@@ -97,13 +97,16 @@ pub struct Facet {
     pub distinct: usize,
 }
 
+/// Field -> value -> products with that value.
+pub type Counts = BTreeMap<String, BTreeMap<String, usize>>;
+
 /// Values listed per facet.
 const TOP_VALUES: usize = 50;
 
 impl Facets {
     /// The facets of a set of products.
     pub fn of<'a>(products: impl Iterator<Item = &'a StoredProduct>) -> Facets {
-        let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut counts: Counts = BTreeMap::new();
         for p in products {
             let q = &p.product;
             for (field, value) in [("broad", &q.broad), ("fine", &q.fine)] {
@@ -123,6 +126,12 @@ impl Facets {
                     .or_default() += 1;
             }
         }
+        Facets::from_counts(counts)
+    }
+
+    /// The facets from each field's count of products per value (a database can
+    /// count them without shipping every product).
+    pub fn from_counts(counts: Counts) -> Facets {
         let mut fields: Vec<Facet> = counts
             .into_iter()
             .map(|(field, values)| {

@@ -318,7 +318,30 @@ impl Store for PgStore {
         if let Some(f) = cached.facets.get() {
             return Ok(f.clone());
         }
-        let facets = Arc::new(Facets::of(self.products()?.iter()));
+        // Counted in SQL: shipping 44k products to count them took a second.
+        let rows = self
+            .client()?
+            .query(
+                &format!(
+                    "SELECT 'broad', doc->>'broad', count(*) FROM {t} WHERE doc->>'broad' IS NOT NULL GROUP BY 2
+                     UNION ALL
+                     SELECT 'fine', doc->>'fine', count(*) FROM {t} WHERE doc->>'fine' IS NOT NULL GROUP BY 2
+                     UNION ALL
+                     SELECT a.key, a.value, count(*) FROM {t}, jsonb_each_text(doc->'attributes') a GROUP BY 1, 2",
+                    t = self.table
+                ),
+                &[],
+            )
+            .map_err(|e| self.loc.explain(e))?;
+        let mut counts = crate::store::filter::Counts::new();
+        for r in rows {
+            let n: i64 = r.get(2);
+            counts
+                .entry(r.get(0))
+                .or_default()
+                .insert(r.get(1), n as usize);
+        }
+        let facets = Arc::new(Facets::from_counts(counts));
         Ok(cached.facets.get_or_init(|| facets).clone())
     }
 
@@ -326,7 +349,7 @@ impl Store for PgStore {
         let cached = self.cached();
         let bytes = self.client().ok().and_then(|mut c| {
             c.query_one(
-                "SELECT pg_total_relation_size($1::regclass)",
+                "SELECT pg_total_relation_size(to_regclass($1))",
                 &[&self.table],
             )
             .ok()
