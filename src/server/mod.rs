@@ -338,9 +338,8 @@ async fn blocking_search(
         _ => None,
     };
     let _search = admit(&state.searches, wait, "searches").await?;
-    tokio::task::spawn_blocking(move || run_search(&state, &params, image))
+    blocking(move || run_search(&state, &params, image))
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map(Json)
 }
 
@@ -407,7 +406,7 @@ async fn similar(
 ) -> Result<Json<SearchResponse>, ApiError> {
     let params = params.with_filters(raw);
     let _search = admit(&state.searches, state.options.queue_wait, "searches").await?;
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let started = Instant::now();
         let mut ranking = params.ranking()?;
         if params.mode.is_none() {
@@ -430,7 +429,6 @@ async fn similar(
         }
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// The catalogue's fields and their common values, for filter chips.
@@ -706,9 +704,8 @@ async fn put_product(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorise(&state, &headers)?;
     let (input, image) = read_product(&headers, request).await?;
-    tokio::task::spawn_blocking(move || put_product_blocking(&state, &id, input, image))
+    blocking(move || put_product_blocking(&state, &id, input, image))
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map(Json)
 }
 
@@ -718,7 +715,7 @@ async fn delete_product(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorise(&state, &headers)?;
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let deleted = write(&state, |writer| writer.delete(std::slice::from_ref(&id)))?;
         if deleted.is_empty() {
             return Err(ApiError(
@@ -729,7 +726,6 @@ async fn delete_product(
         Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// SIGTERM (what a process manager sends) or Ctrl-C: stop accepting, finish the
