@@ -800,8 +800,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
             write_key,
-            location: args.index.clone(),
-            uploads: args.uploads.clone(),
+            uploads: args.uploads.clone().or_else(|| {
+                let folder = args.index.folder()?;
+                Some(folder.join(vitrina::server::UPLOADS))
+            }),
         },
     )
 }

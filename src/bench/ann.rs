@@ -6,10 +6,9 @@
 //! same run when a Python with faiss is given.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -214,29 +213,28 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         std::fs::write(&query_file, bytemuck::cast_slice::<f32, u8>(&queries))?;
         let truth_ids: Vec<i64> = truth.iter().flatten().map(|&r| r as i64).collect();
         std::fs::write(&truth_file, bytemuck::cast_slice::<i64, u8>(&truth_ids))?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_ann_peer.py");
         let efs: Vec<String> = EFS.iter().map(|e| e.to_string()).collect();
-        let output = Command::new(python)
-            .arg(&script)
-            .args([&base_file, &query_file, &truth_file])
-            .args([
-                rows.to_string(),
-                DIM_QUERIES.to_string(),
-                dim.to_string(),
-                params.m.to_string(),
-                params.ef_construction.to_string(),
-                efs.join(","),
-                "2".into(),
-            ])
-            .output()
-            .with_context(|| format!("cannot run {}", python.display()))?;
-        if !output.status.success() {
-            bail!(
-                "the faiss peer failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let peer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let numbers = [
+            rows.to_string(),
+            DIM_QUERIES.to_string(),
+            dim.to_string(),
+            params.m.to_string(),
+            params.ef_construction.to_string(),
+            efs.join(","),
+            "2".into(),
+        ];
+        let mut args = vec![
+            base_file.as_os_str(),
+            query_file.as_os_str(),
+            truth_file.as_os_str(),
+        ];
+        args.extend(numbers.iter().map(|n| std::ffi::OsStr::new(n.as_str())));
+        let peer = super::run_peer(
+            python,
+            "bench_ann_peer.py",
+            "requirements-ann-peer.txt",
+            &args,
+        )?;
         out.push(row(
             format!(
                 "faiss {} IndexHNSWFlat build (M {}, efConstruction {}, 2 threads)",

@@ -255,6 +255,7 @@ fn onnx_vision(catalog: &Catalog, dir: &Path, config: &BenchConfig) -> Result<Ve
         let json = run_peer(
             python,
             "bench_onnx_peer.py",
+            "requirements-peers.txt",
             &[
                 model.as_os_str(),
                 file.path().as_os_str(),
@@ -288,6 +289,7 @@ fn text_peer(python: &Path, model_dir: &Path, titles: &[&str]) -> Result<(f64, S
     let json = run_peer(
         python,
         "bench_text_peer.py",
+        "requirements-peers.txt",
         &[
             model_dir.as_os_str(),
             file.path().as_os_str(),
@@ -307,7 +309,14 @@ fn text_peer(python: &Path, model_dir: &Path, titles: &[&str]) -> Result<(f64, S
 }
 
 /// Runs `scripts/NAME` with `python` and parses the JSON line it prints last.
-fn run_peer(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Result<serde_json::Value> {
+/// Runs `scripts/SCRIPT ARGS` with `python`; its last stdout line is JSON.
+/// `requirements` names the file that installs the script's packages.
+fn run_peer(
+    python: &Path,
+    script: &str,
+    requirements: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<serde_json::Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(script);
@@ -318,7 +327,7 @@ fn run_peer(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Result<se
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !out.status.success() {
         bail!(
-            "the Python peer {script} failed (install the peers with scripts/requirements-peers.txt):\n{}",
+            "the Python peer {script} failed (install the peers with scripts/{requirements}):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -38,7 +38,7 @@ use crate::encoder::preprocess::decode_image;
 use crate::encoder::Model;
 use crate::indexing::{embed_entries, vector_hash, Report};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
-use crate::store::{Live, Location, StoreWriter, Unavailable};
+use crate::store::{Live, StoreWriter, Unavailable};
 
 mod listener;
 
@@ -51,7 +51,7 @@ const MAX_K: usize = 200;
 /// How often the store is checked for changes made by other writers.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
 /// Folder (inside the store folder) for images uploaded through the write API.
-const UPLOADS: &str = "uploads";
+pub const UPLOADS: &str = "uploads";
 
 /// What `serve` is started with besides the store and the model.
 #[derive(Debug, Clone)]
@@ -69,9 +69,8 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
-    /// Where the store is, for writes.
-    pub location: Location,
-    /// Where uploaded images go (default: `uploads/` in the store's folder).
+    /// Where uploaded images go (`uploads/` in a folder store; without one, images
+    /// sent to the write API are refused).
     pub uploads: Option<std::path::PathBuf>,
 }
 
@@ -550,15 +549,12 @@ fn save_upload(state: &AppState, id: &str, bytes: &[u8]) -> Result<std::path::Pa
         _ => "jpg",
     };
     let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let dir =
-        match (&state.options.uploads, state.options.location.folder()) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(store)) => store.join(UPLOADS),
-            (None, None) => return Err(bad_request(
-                "this server keeps its index in PostgreSQL and has no folder for uploaded images: \
-                 start it with --uploads DIR, or send the product without an image",
-            )),
-        };
+    let Some(dir) = state.options.uploads.clone() else {
+        return Err(bad_request(
+            "this server keeps its index in PostgreSQL and has no folder for uploaded images: \
+             start it with --uploads DIR, or send the product without an image",
+        ));
+    };
     std::fs::create_dir_all(&dir).map_err(internal)?;
     let path = dir.join(format!(
         "{:016x}.{ext}",
@@ -578,7 +574,7 @@ fn write<T>(
     change: impl FnOnce(&mut dyn StoreWriter) -> anyhow::Result<T>,
 ) -> Result<T, ApiError> {
     let internal = store_error(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut writer = state.options.location.writer().map_err(&internal)?;
+    let mut writer = state.store.writer().map_err(&internal)?;
     let out = change(&mut *writer).map_err(&internal)?;
     writer.finish().map_err(&internal)?;
     drop(writer);

@@ -20,6 +20,9 @@ pub trait Live: Send + Sync {
     /// anything changed.
     fn refresh(&self) -> Result<bool>;
     fn info(&self) -> StoreInfo;
+    /// Opens the same store for writing (the embedded store waits for its write lock;
+    /// PostgreSQL reuses this reader's connections).
+    fn writer(&self) -> Result<Box<dyn StoreWriter>>;
 }
 
 impl Live for LiveStore {
@@ -33,6 +36,10 @@ impl Live for LiveStore {
 
     fn info(&self) -> StoreInfo {
         LiveStore::info(self)
+    }
+
+    fn writer(&self) -> Result<Box<dyn StoreWriter>> {
+        Ok(Box::new(EmbeddedWriter::open(self.dir())?))
     }
 }
 

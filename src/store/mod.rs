@@ -191,6 +191,12 @@ pub struct Candidates<'a> {
 }
 
 impl Candidates<'_> {
+    /// Whether some products are left out (a graph walk must then skip them, and may
+    /// come back short).
+    pub fn restricted(&self) -> bool {
+        self.filter.is_some() || self.with_image_only || !self.exclude.is_empty()
+    }
+
     pub fn admits(&self, p: &StoredProduct) -> bool {
         (!self.with_image_only || p.has_image)
             && !self.exclude.contains(&p.id())

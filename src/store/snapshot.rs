@@ -106,10 +106,7 @@ impl Segment {
                 }
                 (method, Some(graph)) => {
                     let ef = candidates.ef_search.unwrap_or(graph.params.ef_search);
-                    let restricted = candidates.filter.is_some()
-                        || candidates.with_image_only
-                        || !candidates.exclude.is_empty()
-                        || !all_alive;
+                    let restricted = candidates.restricted() || !all_alive;
                     let hits = if !restricted {
                         graph.search_where(query, k, ef, None)
                     } else if method == Method::Auto && admitted_share(self.len(), &keep) < SELECTIVE {

@@ -138,18 +138,6 @@ impl PgStore {
         Ok(true)
     }
 
-    fn products_with(&self, c: &mut Client) -> Result<Vec<StoredProduct>> {
-        let rows = c
-            .query(&format!("SELECT doc FROM {} ORDER BY id", self.table), &[])
-            .map_err(|e| self.loc.explain(e))?;
-        rows.iter()
-            .map(|r| {
-                serde_json::from_value(r.get(0))
-                    .with_context(|| format!("table {}: an unreadable product", self.table))
-            })
-            .collect()
-    }
-
     /// One search in a transaction (its `SET LOCAL`s end with it).
     fn query_hits(
         &self,
@@ -204,6 +192,12 @@ impl Live for PgStore {
 
     fn info(&self) -> StoreInfo {
         Store::info(self)
+    }
+
+    fn writer(&self) -> Result<Box<dyn StoreWriter>> {
+        Ok(Box::new(PgWriter {
+            store: self.clone(),
+        }))
     }
 }
 
@@ -261,10 +255,7 @@ impl Store for PgStore {
                 &params,
                 false,
             )?;
-            let restricted = candidates.filter.is_some()
-                || candidates.with_image_only
-                || !candidates.exclude.is_empty();
-            if hits.len() >= k || !restricted {
+            if hits.len() >= k || !candidates.restricted() {
                 return Ok(hits);
             }
         }
@@ -310,7 +301,16 @@ impl Store for PgStore {
     }
 
     fn products(&self) -> Result<Vec<StoredProduct>> {
-        self.products_with(&mut self.client()?)
+        let rows = self
+            .client()?
+            .query(&format!("SELECT doc FROM {} ORDER BY id", self.table), &[])
+            .map_err(|e| self.loc.explain(e))?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_value(r.get(0))
+                    .with_context(|| format!("table {}: an unreadable product", self.table))
+            })
+            .collect()
     }
 
     fn facets(&self) -> Result<Arc<Facets>> {
