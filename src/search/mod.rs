@@ -246,21 +246,21 @@ impl<'a> Searcher<'a> {
     /// vectors (no model needed), the product itself left out; filters and
     /// diversification apply as in any search. `Ok(None)` when there is no such product.
     pub fn similar(&self, id: &str, ranking: &Ranking) -> Result<Option<Vec<ResultRow>>> {
-        if self.store.product(id)?.is_none() {
-            return Ok(None);
-        }
-        let vector = |kind: VectorKind| -> Result<Vec<f32>> {
-            self.store.vectors(kind, &[id])?.remove(0).ok_or_else(|| {
-                anyhow::anyhow!("product {id:?} has no {kind:?} vector in this index")
-            })
+        // The product's own vectors; none for an unknown id (one lookup, no separate
+        // existence check).
+        let vector = |kind: VectorKind| -> Result<Option<Vec<f32>>> {
+            Ok(self.store.vectors(kind, &[id])?.remove(0))
         };
         let query = match ranking.space()? {
             Space::Kind(kind) => vector(kind)?,
-            Space::Blend { alpha } => fuse(
-                &vector(VectorKind::Text)?,
-                &vector(VectorKind::Image)?,
-                alpha,
-            ),
+            Space::Blend { alpha } => match (vector(VectorKind::Text)?, vector(VectorKind::Image)?)
+            {
+                (Some(t), Some(i)) => Some(fuse(&t, &i, alpha)),
+                _ => None,
+            },
+        };
+        let Some(query) = query else {
+            return Ok(None);
         };
         let hits = self.rank(&query, ranking, &[id])?;
         Ok(Some(self.rows(&hits)?))
