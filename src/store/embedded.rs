@@ -362,11 +362,6 @@ impl EmbeddedWriter {
         self.wal_end - wal::HEADER_LEN
     }
 
-    /// When this store builds graphs.
-    pub fn ann_policy(&self) -> AnnPolicy {
-        self.ann
-    }
-
     /// Sets when graphs are built (from the next compaction on); returns whether that
     /// changes the base file's setting, so the caller knows a compaction is due.
     pub fn set_ann(&mut self, policy: AnnPolicy) -> bool {
