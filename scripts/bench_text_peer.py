@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+import sentence_transformers
 import torch
 from sentence_transformers import SentenceTransformer
 
@@ -21,6 +22,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(json.dumps({
         "titles_per_second": len(titles) / seconds,
+        "sentence_transformers": sentence_transformers.__version__,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }))

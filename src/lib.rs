@@ -3,10 +3,11 @@
 //!
 //! Data flows one way: [`catalog`] -> [`encoder`] -> [`store`] (kept in step by
 //! [`indexing`]) -> [`search`] -> ([`server`] | [`eval`] | the CLI). [`train`] makes
-//! the built-in image tower.
+//! the built-in image tower; [`embed`] writes vectors for other tools.
 
 pub mod bench;
 pub mod catalog;
+pub mod embed;
 pub mod encoder;
 pub mod eval;
 pub mod indexing;

@@ -56,6 +56,29 @@ enum Command {
     Bench(BenchArgs),
     /// Serve an index over HTTP: a JSON search API and a web page.
     Serve(ServeArgs),
+    /// Write vectors of texts (one a line) or photos (a folder) with an index's model
+    /// (or --model), as JSON lines or a NumPy .npy matrix, for other tools.
+    Embed(EmbedArgs),
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Embed with the model recorded in this index (a folder or PostgreSQL URL), so the
+    /// vectors equal the ones it stores; without it, --model/--model-dir or the built-in one.
+    #[arg(long)]
+    index: Option<Location>,
+    /// A text file: one text a line, each gets a vector.
+    #[arg(long, required_unless_present = "images", conflicts_with = "images")]
+    text: Option<PathBuf>,
+    /// A folder of photos (.jpg, .jpeg, .png, .webp; not its subfolders), in file-name order.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Where to write: FILE.jsonl (one {"line","text"|"image","vector"} a line) or FILE.npy
+    /// (float32, rows in input order).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
@@ -495,6 +518,7 @@ fn main() {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => run_eval(args),
         Command::Bench(args) => run_bench(args),
+        Command::Embed(args) => run_embed(args),
         Command::Serve(args) => run_serve(args),
     };
     if let Err(err) = result {
@@ -1006,6 +1030,43 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     } else {
         print!("{}", vitrina::bench::table(&rows));
     }
+    Ok(())
+}
+
+fn run_embed(args: EmbedArgs) -> Result<()> {
+    use vitrina::embed;
+    let format = embed::Format::of(&args.out)?;
+    let inputs = match (&args.text, &args.images) {
+        (Some(file), _) => embed::read_texts(file)?,
+        (_, Some(dir)) => embed::list_images(dir)?,
+        (None, None) => bail!("give --text FILE or --images DIR"),
+    };
+    let meta = match &args.index {
+        Some(location) => Some(location.open()?.current().meta().clone()),
+        None => None,
+    };
+    let model = args.model.load(meta.as_ref())?;
+    if let (Some(meta), Some(location)) = (&meta, &args.index) {
+        if meta.model != model.id() {
+            bail!(
+                "{location} was embedded by model `{}`, but this run uses `{}`: drop --model/--model-dir \
+                 to embed with the index's own model",
+                meta.model,
+                model.id()
+            );
+        }
+    }
+    let started = Instant::now();
+    let vectors = embed::embed(&model, &inputs)?;
+    embed::write(&args.out, format, &inputs, &vectors, model.dim())?;
+    eprintln!(
+        "wrote {} vectors of {} dimensions (model `{}`) to {} in {:.1}s",
+        inputs.len(),
+        model.dim(),
+        model.id(),
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -675,3 +675,132 @@ fn idle_connections_are_closed_and_a_full_server_serves_the_next_client_when_one
         assert_eq!(n, 0, "an idle connection was left open");
     }
 }
+
+/// Parses a float32 `.npy` matrix as `vitrina embed` writes it: (rows, dim, values).
+fn read_npy(bytes: &[u8]) -> (usize, usize, Vec<f32>) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap();
+    let shape: Vec<usize> = shape
+        .split(')')
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    let values: Vec<f32> = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(values.len(), shape[0] * shape[1]);
+    (shape[0], shape[1], values)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn embed_writes_the_vectors_the_index_stores() {
+    use vitrina::store::VectorKind;
+    let index = open_index();
+    let products: Vec<_> = index
+        .products()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.has_image)
+        .take(24)
+        .collect();
+    let ids: Vec<&str> = products.iter().map(|p| p.product.id.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = index_dir().to_str().unwrap();
+
+    // Texts: one a line, JSON lines out, in line order.
+    let texts = dir.path().join("titles.txt");
+    let lines: Vec<&str> = products.iter().map(|p| p.product.text.as_str()).collect();
+    std::fs::write(&texts, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("titles.jsonl");
+    let run = vitrina(&[
+        "embed",
+        "--index",
+        dir_arg,
+        "--text",
+        texts.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stored = index.vectors(VectorKind::Text, &ids).unwrap();
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), products.len());
+    for (i, (line, want)) in written.lines().zip(&stored).enumerate() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["line"], i + 1);
+        assert_eq!(row["text"], lines[i]);
+        let got: Vec<f32> = serde_json::from_value(row["vector"].clone()).unwrap();
+        let c = cosine(&got, want.as_ref().unwrap());
+        assert!(c > 0.99999, "{}: cosine {c}", ids[i]);
+    }
+
+    // Photos: a folder, .npy out, rows in file-name order.
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for (i, p) in products.iter().enumerate() {
+        let from = p.product.image.as_ref().unwrap();
+        std::fs::copy(from, photos.join(format!("{i:03}.jpg"))).unwrap();
+    }
+    std::fs::write(photos.join("notes.txt"), "not a photo").unwrap();
+    let out = dir.path().join("photos.npy");
+    let run = vitrina(&[
+        "embed",
+        "--index",
+        dir_arg,
+        "--images",
+        photos.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (rows, dim, values) = read_npy(&std::fs::read(&out).unwrap());
+    assert_eq!((rows, dim), (products.len(), 384));
+    let stored = index.vectors(VectorKind::Image, &ids).unwrap();
+    for (i, (got, want)) in values.chunks_exact(dim).zip(&stored).enumerate() {
+        let c = cosine(got, want.as_ref().unwrap());
+        assert!(c > 0.9999, "{}: cosine {c}", ids[i]);
+    }
+
+    // A damaged photo or a blank line: an error naming it, and no output file.
+    std::fs::write(photos.join("100.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+    let bad = dir.path().join("bad.npy");
+    let run = vitrina(&[
+        "embed",
+        "--images",
+        photos.to_str().unwrap(),
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("100.jpg"), "{err}");
+    assert!(!bad.exists());
+    std::fs::write(&texts, "red dress\n\nblue jeans\n").unwrap();
+    let run = vitrina(&[
+        "embed",
+        "--text",
+        texts.to_str().unwrap(),
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("titles.txt:2: empty line"), "{err}");
+    assert!(!bad.exists());
+}

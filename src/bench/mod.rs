@@ -15,21 +15,66 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::catalog::Catalog;
 use crate::encoder::preprocess::load_image;
-use crate::encoder::{builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextEncoder};
+use crate::encoder::{
+    builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
+};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
-use crate::store::{Hit, LiveStore, Store};
+use crate::store::{Hit, LiveStore, Method, Store};
 
-/// One row of the table.
+/// One row of the table; in `--json`, one object per measurement.
 #[derive(serde::Serialize)]
 pub struct Row {
     pub what: String,
+    /// The result as the table prints it.
     pub value: String,
+    /// The result as a number in `unit`, for rows that are one measurement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The peer measured side by side in the same run, and `number / peer.number`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+#[derive(serde::Serialize, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub number: f64,
 }
 
 pub(crate) fn row(what: impl Into<String>, value: impl Into<String>) -> Row {
     Row {
         what: what.into(),
         value: value.into(),
+        number: None,
+        unit: None,
+        peer: None,
+        ratio: None,
+    }
+}
+
+/// A row holding one number (printed with `decimals`) in `unit`.
+pub(crate) fn measured(what: impl Into<String>, number: f64, unit: &str, decimals: usize) -> Row {
+    Row {
+        number: Some(number),
+        unit: Some(unit.into()),
+        ..row(what, format!("{number:.decimals$} {unit}"))
+    }
+}
+
+impl Row {
+    /// Sets the peer measured in the same run; the table shows the ratio beside the value.
+    pub(crate) fn against(mut self, peer: Option<&Peer>) -> Row {
+        if let (Some(peer), Some(number)) = (peer, self.number) {
+            let ratio = number / peer.number;
+            self.value = format!("{} ({ratio:.2}x {})", self.value, peer.name);
+            self.ratio = Some(ratio);
+            self.peer = Some(peer.clone());
+        }
+        self
     }
 }
 
@@ -58,34 +103,14 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs every measurement on the catalogue's first products.
 pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
     let dir = minilm_dir(config.model_dir.as_deref())?;
-    let minilm = MiniLm::load(&dir)?;
     let titles: Vec<&str> = catalog
         .products
         .iter()
         .take(config.titles)
         .map(|p| p.text.as_str())
         .collect();
-    minilm.embed_texts(&titles[..64.min(titles.len())])?; // warm-up
-    let started = Instant::now();
-    minilm.embed_texts(&titles)?;
-    let ours = per_second(titles.len(), started);
-    rows.push(row(
-        format!("text: {} titles, vitrina (candle)", titles.len()),
-        format!("{ours:.0} titles/s"),
-    ));
-    if let Some(python) = &config.peer_python {
-        let peer = text_peer(python, &dir, &titles)?;
-        rows.push(row(
-            format!("text: same titles, sentence-transformers ({})", peer.1),
-            format!("{:.0} titles/s", peer.0),
-        ));
-        rows.push(row(
-            "text: vitrina / sentence-transformers",
-            format!("{:.2}x", ours / peer.0),
-        ));
-    }
+    let mut rows = text_encoding(&dir, &titles, config.peer_python.as_deref())?;
 
     let tower = builtin_tower()?;
     let images: Vec<_> = catalog
@@ -166,45 +191,70 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
     }
 
     if let Some(dir) = &config.index {
-        let live = LiveStore::open(dir)?;
-        let index = live.snapshot();
-        let model = Model::builtin(config.model_dir.as_deref())?;
-        let searcher = Searcher::new(&*index, &model)?;
-        let products = index.products()?;
+        rows.extend(query_latency(dir, config.model_dir.as_deref())?);
+    }
+    Ok(rows)
+}
+
+/// Encode + search + product rows for 200 product titles as queries, in every mode the
+/// index holds; by exact scan, and by HNSW too when the index has graphs.
+fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
+    let live = LiveStore::open(dir)?;
+    let index = live.snapshot();
+    let model = Model::builtin(model_dir)?;
+    let searcher = Searcher::new(&*index, &model)?;
+    let products = index.products()?;
+    let info = live.info();
+    let mut methods = vec![(Method::Exact, "exact scan")];
+    if info.search.starts_with("hnsw") {
+        methods.push((Method::Ann, "HNSW"));
+    }
+    let mut rows = Vec::new();
+    for (method, method_name) in methods {
         for mode in Mode::ALL {
             if !index.meta().kinds.contains(&mode.kind()) {
                 continue;
             }
-            let mut times = Vec::new();
+            let mut ranking = Ranking::new(mode, 10);
+            ranking.method = method;
+            let (mut times, mut encoding) = (Vec::new(), Vec::new());
             for p in products.iter().take(200) {
                 let query = Query {
                     text: Some(p.product.text.clone()),
                     ..Query::default()
                 };
                 let started = Instant::now();
-                searcher.search(&query, &Ranking::new(mode, 10))?;
+                let vector = searcher.embed(&query)?;
+                encoding.push(started.elapsed().as_secs_f64() * 1e3);
+                let hits = searcher.rank(&vector, &ranking, &[])?;
+                searcher.rows(&hits)?;
                 times.push(started.elapsed().as_secs_f64() * 1e3);
             }
             times.sort_by(f64::total_cmp);
-            rows.push(row(
-                format!(
-                    "query latency, {} mode, {} products (encode + exact search)",
-                    mode.name(),
-                    index.len()
-                ),
-                format!(
-                    "p50 {:.1} ms, p95 {:.1} ms",
-                    percentile(&times, 0.5),
-                    percentile(&times, 0.95)
-                ),
-            ));
+            encoding.sort_by(f64::total_cmp);
+            let p50 = percentile(&times, 0.5);
+            rows.push(Row {
+                number: Some(p50),
+                unit: Some("ms (p50)".into()),
+                ..row(
+                    format!(
+                        "query latency, {} mode, {} products (text encode + {method_name})",
+                        mode.name(),
+                        index.len(),
+                    ),
+                    format!(
+                        "p50 {p50:.1} ms (encode {:.1}), p95 {:.1} ms",
+                        percentile(&encoding, 0.5),
+                        percentile(&times, 0.95)
+                    ),
+                )
+            });
         }
-        let bytes = live.info().bytes_on_disk.unwrap_or(0);
-        rows.push(row(
-            "index size on disk",
-            format!("{:.1} MB", bytes as f64 / 1e6),
-        ));
     }
+    rows.push(row(
+        "index size on disk",
+        format!("{:.1} MB", info.bytes_on_disk.unwrap_or(0) as f64 / 1e6),
+    ));
     Ok(rows)
 }
 
@@ -282,8 +332,87 @@ fn onnx_vision(catalog: &Catalog, dir: &Path, config: &BenchConfig) -> Result<Ve
     Ok(rows)
 }
 
-/// Runs scripts/bench_text_peer.py on the same titles; returns (titles/s, description).
-fn text_peer(python: &Path, model_dir: &Path, titles: &[&str]) -> Result<(f64, String)> {
+/// Titles per forward pass for the peer: the same as vitrina's ONNX Runtime path.
+#[cfg(feature = "onnx")]
+const TEXT_BATCH: usize = crate::encoder::onnx::BATCH;
+#[cfg(not(feature = "onnx"))]
+const TEXT_BATCH: usize = crate::encoder::CANDLE_BATCH;
+
+/// The built-in text tower on each runtime, against sentence-transformers on the same
+/// titles (`python` given): titles/s, model load time, and how far int8 moves vectors.
+fn text_encoding(dir: &Path, titles: &[&str], python: Option<&Path>) -> Result<Vec<Row>> {
+    let peer = python
+        .map(|python| text_peer(python, dir, titles))
+        .transpose()?;
+    let mut rows = Vec::new();
+    if let Some(peer) = &peer {
+        rows.push(measured(
+            format!("text: {} titles, peer {}", titles.len(), peer.name),
+            peer.number,
+            "titles/s",
+            0,
+        ));
+    }
+    let mut reference: Option<Vec<f32>> = None;
+    for backend in TextBackend::ALL {
+        if cfg!(not(feature = "onnx")) && backend != TextBackend::Candle {
+            continue;
+        }
+        let started = Instant::now();
+        let model = MiniLm::load_with(dir, backend)?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        model.embed_texts(&titles[..64.min(titles.len())])?; // warm-up
+        let started = Instant::now();
+        let vectors = model.embed_texts(titles)?.vectors;
+        let speed = per_second(titles.len(), started);
+        let name = match backend {
+            TextBackend::Candle => format!("candle, f32, batch {}", crate::encoder::CANDLE_BATCH),
+            TextBackend::Onnx => format!("ONNX Runtime 1.32, f32, batch {TEXT_BATCH}"),
+            TextBackend::OnnxInt8 => {
+                format!("ONNX Runtime 1.32, int8 dense layers, batch {TEXT_BATCH}")
+            }
+        };
+        rows.push(
+            measured(
+                format!("text: same titles, vitrina {} ({name})", backend.name()),
+                speed,
+                "titles/s",
+                0,
+            )
+            .against(peer.as_ref()),
+        );
+        rows.push(measured(
+            format!("text: model load, {}", backend.name()),
+            load_ms,
+            "ms",
+            0,
+        ));
+        match (&reference, backend) {
+            (None, TextBackend::Onnx) => reference = Some(vectors),
+            (Some(exact), _) => {
+                let worst = exact
+                    .chunks_exact(model.dim())
+                    .zip(vectors.chunks_exact(model.dim()))
+                    .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>())
+                    .fold(1f32, f32::min);
+                rows.push(measured(
+                    format!(
+                        "text: worst cosine of {} to onnx (f32) over these titles",
+                        backend.name()
+                    ),
+                    worst as f64,
+                    "",
+                    5,
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs scripts/bench_text_peer.py on the same titles.
+fn text_peer(python: &Path, model_dir: &Path, titles: &[&str]) -> Result<Peer> {
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), titles.join("\n"))?;
     let json = run_peer(
@@ -293,22 +422,22 @@ fn text_peer(python: &Path, model_dir: &Path, titles: &[&str]) -> Result<(f64, S
         &[
             model_dir.as_os_str(),
             file.path().as_os_str(),
-            "64".as_ref(),
+            TEXT_BATCH.to_string().as_ref(),
         ],
     )?;
-    Ok((
-        json["titles_per_second"]
-            .as_f64()
-            .context("titles_per_second")?,
-        format!(
-            "torch {}, {} threads",
+    Ok(Peer {
+        name: format!(
+            "sentence-transformers {} (torch {}, {} threads, batch {TEXT_BATCH})",
+            json["sentence_transformers"].as_str().unwrap_or("?"),
             json["torch"].as_str().unwrap_or("?"),
             json["threads"]
         ),
-    ))
+        number: json["titles_per_second"]
+            .as_f64()
+            .context("titles_per_second")?,
+    })
 }
 
-/// Runs `scripts/NAME` with `python` and parses the JSON line it prints last.
 /// Runs `scripts/SCRIPT ARGS` with `python`; its last stdout line is JSON.
 /// `requirements` names the file that installs the script's packages.
 fn run_peer(

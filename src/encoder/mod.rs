@@ -2,6 +2,8 @@
 //! the same two traits, so the index and search never know which model made a vector.
 
 mod assets;
+#[cfg(feature = "onnx")]
+mod bert_onnx;
 mod builtin;
 mod cache;
 #[cfg(feature = "hub")]
@@ -10,13 +12,16 @@ mod image_tower;
 mod minilm;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "onnx")]
+mod onnx_proto;
 pub mod preprocess;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
 pub use builtin::{builtin_tower, BUILTIN_TOWER_NAME};
 pub use cache::{embed_texts_cached, set_text_cache};
 pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
-pub use minilm::MiniLm;
+pub(crate) use minilm::CANDLE_BATCH;
+pub use minilm::{MiniLm, TextBackend, TEXT_BACKEND_ENV};
 
 use std::path::{Path, PathBuf};
 

@@ -46,7 +46,7 @@ const TEXT_OUTPUTS: [&str; 4] = [
 ];
 const IMAGE_OUTPUTS: [&str; 3] = ["image_embeds", "embeddings", "pooler_output"];
 /// Texts / images per ONNX run.
-const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Whether `dir` looks like an ONNX CLIP folder (has the text tower export).
 pub fn is_onnx_model_dir(dir: &Path) -> bool {
@@ -115,6 +115,18 @@ pub fn check_model_dir(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A session for a serialised model held in memory; `what` names it in errors.
+pub(crate) fn session_from_memory(model: &[u8], what: &str) -> Result<Session> {
+    let fail = |e: &dyn std::fmt::Display| anyhow!("ONNX Runtime cannot load {what}: {e}");
+    // Idle runtime threads must not spin: the vector search runs right after on the
+    // same cores.
+    let mut builder = Session::builder(runtime()?)
+        .map_err(|e| fail(&e))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| fail(&e))?;
+    builder.commit_from_memory(model).map_err(|e| fail(&e))
 }
 
 fn open_session(path: &Path) -> Result<Session> {
@@ -197,23 +209,6 @@ impl OnnxText {
     pub fn load(dir: &Path, id: &str) -> Result<Self> {
         let path = dir.join(REQUIRED_FILES[0]);
         let session = open_session(&path)?;
-        let inputs = input_names(&session);
-        ensure!(
-            inputs.iter().any(|n| n == "input_ids"),
-            "{}: the text model has inputs {inputs:?}; vitrina expects `input_ids` (and optionally \
-             `attention_mask`, `token_type_ids`)",
-            path.display()
-        );
-        if let Some(other) = inputs
-            .iter()
-            .find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(&n.as_str()))
-        {
-            bail!(
-                "{}: unsupported text model input `{other}` (inputs: {inputs:?})",
-                path.display()
-            );
-        }
-        let output = pick_output(&session, &TEXT_OUTPUTS, &path)?;
         let config: TokenizerConfig = std::fs::read_to_string(dir.join("tokenizer_config.json"))
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
@@ -223,8 +218,37 @@ impl OnnxText {
             .model_max_length
             .filter(|m| (1.0..1e6).contains(m))
             .map_or(512, |m| m as usize);
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("tokenizer.json").display()))?;
+        Self::from_session(session, tokenizer, id, max_tokens, &path)
+    }
+
+    /// A text tower from a session made elsewhere (the built-in MiniLM's generated
+    /// graph); `origin` names the model in errors.
+    pub(crate) fn from_session(
+        session: Session,
+        mut tokenizer: Tokenizer,
+        id: &str,
+        max_tokens: usize,
+        origin: &Path,
+    ) -> Result<Self> {
+        let inputs = input_names(&session);
+        ensure!(
+            inputs.iter().any(|n| n == "input_ids"),
+            "{}: the text model has inputs {inputs:?}; vitrina expects `input_ids` (and optionally \
+             `attention_mask`, `token_type_ids`)",
+            origin.display()
+        );
+        if let Some(other) = inputs
+            .iter()
+            .find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(&n.as_str()))
+        {
+            bail!(
+                "{}: unsupported text model input `{other}` (inputs: {inputs:?})",
+                origin.display()
+            );
+        }
+        let output = pick_output(&session, &TEXT_OUTPUTS, origin)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
