@@ -78,3 +78,26 @@ fn unknown_backend_is_a_clear_error() {
     let err = TextBackend::parse("cuda").unwrap_err().to_string();
     assert!(err.contains("onnx, onnx-int8, candle"), "{err}");
 }
+
+/// On real catalogue titles of every length, batched as indexing batches them, the two
+/// float32 runtimes give the same vectors (so the same rankings and evaluation figures).
+#[test]
+fn runtimes_agree_on_real_titles() {
+    use vitrina::catalog::{Catalog, CatalogSpec, Split};
+    let spec = CatalogSpec::from_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml"),
+    )
+    .unwrap();
+    let mut catalog = Catalog::load(&spec).unwrap();
+    catalog.select(Split::Test, Some(400));
+    let titles: Vec<&str> = catalog.products.iter().map(|p| p.text.as_str()).collect();
+    let dir = minilm_dir(None).unwrap();
+    let onnx = MiniLm::load_with(&dir, TextBackend::Onnx).unwrap();
+    let candle = MiniLm::load_with(&dir, TextBackend::Candle).unwrap();
+    let a = onnx.embed_texts(&titles).unwrap().vectors;
+    let b = candle.embed_texts(&titles).unwrap().vectors;
+    for (i, (x, y)) in a.chunks_exact(384).zip(b.chunks_exact(384)).enumerate() {
+        let cosine: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        assert!(cosine > 0.99999, "{:?}: cosine {cosine}", titles[i]);
+    }
+}
