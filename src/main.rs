@@ -114,6 +114,10 @@ struct ServeArgs {
     /// Close a connection after this long without traffic (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     idle_timeout_ms: u64,
+    /// Text queries whose vectors are kept for when they come again (0: no cache; each
+    /// entry takes the model's dimension in floats, 1.5 KB for the built-in model).
+    #[arg(long, default_value_t = 10_000)]
+    query_cache: usize,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -247,6 +251,9 @@ struct BenchArgs {
     /// With --suite postgres: the PostgreSQL URL (its table, default `vitrina_bench`, is replaced).
     #[arg(long)]
     postgres: Option<String>,
+    /// With --suite serve: how long each connection count is measured.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
     /// Print the table as JSON (one object per measurement).
     #[arg(long)]
     json: bool,
@@ -262,6 +269,9 @@ enum BenchSuite {
     Ann,
     /// The embedded store beside PostgreSQL (--postgres URL) on --rows vectors of --index.
     Postgres,
+    /// `vitrina serve` on --index under load over loopback (1, 8, 32 connections, --seconds
+    /// each), texts and photos from --catalog.
+    Serve,
 }
 
 #[derive(Args)]
@@ -801,7 +811,8 @@ fn run_info(args: InfoArgs) -> Result<()> {
 
 fn run_serve(args: ServeArgs) -> Result<()> {
     let store = args.index.open()?;
-    let model = store_model(&args.model, store.current().meta())?;
+    let model =
+        store_model(&args.model, store.current().meta())?.with_query_cache(args.query_cache);
     let write_key = match &args.write_key_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -1018,6 +1029,13 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 bail!("--suite postgres needs --index DIR (its vectors seed the benchmark) and --postgres URL");
             };
             vitrina::bench::postgres::run(index, url, args.rows)?
+        }
+        BenchSuite::Serve => {
+            let Some(index) = &args.index else {
+                bail!("--suite serve needs --index DIR (the index to serve)");
+            };
+            let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;
+            vitrina::bench::serve::run(index, &catalog, args.seconds)?
         }
         BenchSuite::Store => {
             let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;

@@ -3,6 +3,7 @@
 
 pub mod ann;
 pub mod postgres;
+pub mod serve;
 pub mod store;
 
 use std::path::{Path, PathBuf};

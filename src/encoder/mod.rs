@@ -15,6 +15,7 @@ pub mod onnx;
 #[cfg(feature = "onnx")]
 mod onnx_proto;
 pub mod preprocess;
+mod query_cache;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
 pub use builtin::{builtin_tower, BUILTIN_TOWER_NAME};
@@ -22,6 +23,7 @@ pub use cache::{embed_texts_cached, set_text_cache};
 pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
 pub(crate) use minilm::CANDLE_BATCH;
 pub use minilm::{MiniLm, TextBackend, TEXT_BACKEND_ENV};
+pub use query_cache::QueryCache;
 
 use std::path::{Path, PathBuf};
 
@@ -103,6 +105,8 @@ pub struct Model {
     id: String,
     /// The folder of a model that lives outside the binary (ONNX exports).
     source: Option<PathBuf>,
+    /// Vectors of text queries seen before (`serve` keeps one; batch work does not).
+    query_cache: Option<QueryCache>,
 }
 
 impl Model {
@@ -131,6 +135,7 @@ impl Model {
             image,
             id,
             source: None,
+            query_cache: None,
         })
     }
 
@@ -201,6 +206,26 @@ impl Model {
             "{} holds an ONNX model, but this vitrina was built without the `onnx` feature",
             dir.display()
         )
+    }
+
+    /// Keeps the vectors of up to `capacity` distinct text queries (0: none).
+    pub fn with_query_cache(mut self, capacity: usize) -> Self {
+        self.query_cache = std::num::NonZeroUsize::new(capacity).map(QueryCache::new);
+        self
+    }
+
+    /// The query cache, if this model keeps one.
+    pub fn query_cache(&self) -> Option<&QueryCache> {
+        self.query_cache.as_ref()
+    }
+
+    /// One text query's vector, from the query cache when it has been seen before.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        let embed = || Ok(self.text.embed_texts(&[text])?.vectors);
+        match &self.query_cache {
+            Some(cache) => cache.get_or_embed(text, embed),
+            None => embed(),
+        }
     }
 
     /// The id recorded in an index, so queries are embedded by the same model.

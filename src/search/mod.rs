@@ -160,7 +160,7 @@ impl<'a> Searcher<'a> {
     /// The query's vector: the text's, the image's, or their weighted fusion.
     pub fn embed(&self, query: &Query) -> Result<Vec<f32>> {
         let text = match &query.text {
-            Some(t) if !t.trim().is_empty() => Some(self.model()?.text.embed_texts(&[t])?.vectors),
+            Some(t) if !t.trim().is_empty() => Some(self.model()?.embed_query(t)?),
             _ => None,
         };
         let image = match &query.image {

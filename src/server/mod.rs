@@ -474,6 +474,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "products": snapshot.len(),
         "model": meta.model,
         "vectors": meta.kinds,
+        "query_cache": state.model.query_cache().map(|c| {
+            let (hits, misses) = c.stats();
+            serde_json::json!({"entries": c.len(), "hits": hits, "misses": misses})
+        }),
     }))
 }
 

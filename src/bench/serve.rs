@@ -1,0 +1,241 @@
+//! `vitrina bench --suite serve`: `vitrina serve` under load over loopback. The server runs
+//! as its own process, as in production; a load generator keeps 1, 8, then 32 keep-alive
+//! connections busy for a bounded time each, with a shop's mix of requests: 70% text
+//! queries not asked before, 20% repeated ones (a hot set of 20), 10% photo uploads of real
+//! product photos, all in average mode, k = 10.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{measured, percentile, Row};
+use crate::catalog::Catalog;
+
+/// Connection counts measured, in order.
+const CONNECTIONS: [usize; 3] = [1, 8, 32];
+/// Photos cycled through as uploads.
+const PHOTOS: usize = 50;
+const HOT_QUERIES: usize = 20;
+
+/// The server process; killed when dropped, so a failed run leaves nothing behind.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the workers send: texts never asked before are taken in turn from `titles`.
+struct Mix {
+    titles: Vec<String>,
+    next_title: AtomicUsize,
+    hot: Vec<String>,
+    photos: Vec<Bytes>,
+}
+
+/// One finished request: latency and whether it was answered 200.
+type Sample = (f64, bool);
+
+fn search_path(text: &str) -> String {
+    let q: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    format!("/api/search?q={q}&mode=average&k=10")
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends requests on one connection until `deadline`; reconnects if the server closes it.
+async fn worker(addr: SocketAddr, mix: Arc<Mix>, seed: u64, deadline: Instant) -> Vec<Sample> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut samples = Vec::new();
+    let mut sender = None;
+    while Instant::now() < deadline {
+        let roll: f64 = rng.random();
+        let (method, path, body, content_type) = if roll < 0.7 {
+            let i = mix.next_title.fetch_add(1, Ordering::Relaxed) % mix.titles.len();
+            ("GET", search_path(&mix.titles[i]), Bytes::new(), None)
+        } else if roll < 0.9 {
+            let q = &mix.hot[rng.random_range(0..mix.hot.len())];
+            ("GET", search_path(q), Bytes::new(), None)
+        } else {
+            let photo = mix.photos[rng.random_range(0..mix.photos.len())].clone();
+            let path = "/api/search?mode=average&k=10".to_string();
+            ("POST", path, photo, Some("image/jpeg"))
+        };
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1");
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        let Ok(request) = request.body(Full::new(body)) else {
+            continue;
+        };
+        let started = Instant::now();
+        if sender.is_none() {
+            sender = connect(addr).await.ok();
+        }
+        let Some(s) = sender.as_mut() else {
+            samples.push((started.elapsed().as_secs_f64() * 1e3, false));
+            continue;
+        };
+        let ok = match s.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                response.into_body().collect().await.is_ok() && status == 200
+            }
+            Err(_) => {
+                sender = None;
+                false
+            }
+        };
+        samples.push((started.elapsed().as_secs_f64() * 1e3, ok));
+    }
+    samples
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `vitrina serve` on a free loopback port and waits until it answers.
+fn start_server(index: &Path, query_cache: usize) -> Result<(ServerProcess, SocketAddr)> {
+    let exe = std::env::current_exe().context("cannot find the vitrina binary")?;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let child = Command::new(exe)
+        .arg("serve")
+        .arg("--index")
+        .arg(index)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--query-cache")
+        .arg(query_cache.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start vitrina serve")?;
+    let mut server = ServerProcess(child);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(status) = server.0.try_wait()? {
+            bail!("vitrina serve exited at start ({status}); run it by hand to see why");
+        }
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok((server, addr));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("vitrina serve did not answer on {addr} within 120 s")
+}
+
+/// Keeps `connections` connections busy for `seconds`; one row.
+fn load(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    mix: &Arc<Mix>,
+    connections: usize,
+    seconds: f64,
+    cache_name: &str,
+) -> Result<Row> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let samples: Vec<Sample> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..connections)
+            .map(|c| tokio::spawn(worker(addr, mix.clone(), c as u64, deadline)))
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap_or_default());
+        }
+        all
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = samples.iter().filter(|s| !s.1).count();
+    let mut ms: Vec<f64> = samples.iter().map(|s| s.0).collect();
+    ms.sort_by(f64::total_cmp);
+    if ms.is_empty() {
+        bail!("no request finished with {connections} connections");
+    }
+    let per_second = samples.len() as f64 / elapsed;
+    let mut row = measured(
+        format!("serve, {cache_name}: {connections} connection(s) for {seconds:.0} s"),
+        per_second,
+        "req/s",
+        0,
+    );
+    row.value = format!(
+        "{per_second:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {failed} not 200",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99)
+    );
+    Ok(row)
+}
+
+/// Runs the load at each connection count for `seconds` and returns the table's rows.
+pub fn run(index: &Path, catalog: &Catalog, seconds: f64) -> Result<Vec<Row>> {
+    let titles: Vec<String> = catalog.products.iter().map(|p| p.text.clone()).collect();
+    if titles.len() < HOT_QUERIES * 2 {
+        bail!("the catalogue has too few products for a load test");
+    }
+    let photos: Vec<Bytes> = catalog
+        .products
+        .iter()
+        .filter_map(|p| p.image.as_ref())
+        .filter_map(|path| std::fs::read(path).ok())
+        .take(PHOTOS)
+        .map(Bytes::from)
+        .collect();
+    if photos.is_empty() {
+        bail!("no readable photos in the catalogue for the upload share of the mix");
+    }
+    // The hot set comes from the end of the catalogue, the new texts from its start.
+    let hot = titles[titles.len() - HOT_QUERIES..].to_vec();
+    let mix = Arc::new(Mix {
+        titles,
+        next_title: AtomicUsize::new(0),
+        hot,
+        photos,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    // The server's default query cache, then none: what repeated queries gain from it.
+    for (query_cache, cache_name) in [(10_000, "query cache on"), (0, "query cache off")] {
+        let (_server, addr) = start_server(index, query_cache)?;
+        // Both servers get the same sequence of texts, each new to the server.
+        mix.next_title.store(0, Ordering::Relaxed);
+        for connections in CONNECTIONS {
+            rows.push(load(
+                &runtime,
+                addr,
+                &mix,
+                connections,
+                seconds,
+                cache_name,
+            )?);
+        }
+    }
+    Ok(rows)
+}
