@@ -804,3 +804,45 @@ fn embed_writes_the_vectors_the_index_stores() {
     assert!(err.contains("titles.txt:2: empty line"), "{err}");
     assert!(!bad.exists());
 }
+
+/// A repeated text query is answered from the query cache with the same results; the
+/// cache is bounded and can be switched off.
+#[test]
+fn repeated_queries_use_the_query_cache_and_answer_the_same() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (_server, port) = Server::start(&["--index", &dir, "--query-cache", "2"]);
+    let hits = |q: &str| -> Vec<(String, String)> {
+        let (status, body) = http(
+            port,
+            "GET",
+            &format!("/api/search?q={q}&k=8&mode=average"),
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["id"].to_string(), h["score"].to_string()))
+            .collect()
+    };
+    let cache = || -> serde_json::Value {
+        let (_, body) = http(port, "GET", "/health", b"");
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["query_cache"].clone()
+    };
+    let first = hits("red%20party%20dress");
+    assert_eq!(hits("red%20party%20dress"), first);
+    assert_eq!(
+        (cache()["hits"].as_u64(), cache()["misses"].as_u64()),
+        (Some(1), Some(1))
+    );
+    hits("blue%20jeans");
+    hits("black%20belt");
+    assert_eq!(cache()["entries"], 2, "bounded by --query-cache");
+
+    let (_off, port) = Server::start(&["--index", &dir, "--query-cache", "0"]);
+    let (_, body) = http(port, "GET", "/health", b"");
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(health["query_cache"].is_null());
+}
