@@ -715,27 +715,29 @@ fn embed_writes_the_vectors_the_index_stores() {
         .collect();
     let ids: Vec<&str> = products.iter().map(|p| p.product.id.as_str()).collect();
     let dir = tempfile::tempdir().unwrap();
-    let dir_arg = index_dir().to_str().unwrap();
+    // `vitrina embed [--index DIR] --text|--images INPUT --out OUT`.
+    let embed = |index: bool, input: &str, path: &Path, out: &Path| {
+        let mut args = vec!["embed", input, path.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if index {
+            args.extend(["--index", index_dir().to_str().unwrap()]);
+        }
+        vitrina(&args)
+    };
+    let succeeded = |run: &std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    };
 
     // Texts: one a line, JSON lines out, in line order.
     let texts = dir.path().join("titles.txt");
     let lines: Vec<&str> = products.iter().map(|p| p.product.text.as_str()).collect();
     std::fs::write(&texts, lines.join("\n") + "\n").unwrap();
     let out = dir.path().join("titles.jsonl");
-    let run = vitrina(&[
-        "embed",
-        "--index",
-        dir_arg,
-        "--text",
-        texts.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&embed(true, "--text", &texts, &out));
     let stored = index.vectors(VectorKind::Text, &ids).unwrap();
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.lines().count(), products.len());
@@ -757,20 +759,7 @@ fn embed_writes_the_vectors_the_index_stores() {
     }
     std::fs::write(photos.join("notes.txt"), "not a photo").unwrap();
     let out = dir.path().join("photos.npy");
-    let run = vitrina(&[
-        "embed",
-        "--index",
-        dir_arg,
-        "--images",
-        photos.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&embed(true, "--images", &photos, &out));
     let (rows, dim, values) = read_npy(&std::fs::read(&out).unwrap());
     assert_eq!((rows, dim), (products.len(), 384));
     let stored = index.vectors(VectorKind::Image, &ids).unwrap();
@@ -782,24 +771,12 @@ fn embed_writes_the_vectors_the_index_stores() {
     // A damaged photo or a blank line: an error naming it, and no output file.
     std::fs::write(photos.join("100.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
     let bad = dir.path().join("bad.npy");
-    let run = vitrina(&[
-        "embed",
-        "--images",
-        photos.to_str().unwrap(),
-        "--out",
-        bad.to_str().unwrap(),
-    ]);
+    let run = embed(false, "--images", &photos, &bad);
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success() && err.contains("100.jpg"), "{err}");
     assert!(!bad.exists());
     std::fs::write(&texts, "red dress\n\nblue jeans\n").unwrap();
-    let run = vitrina(&[
-        "embed",
-        "--text",
-        texts.to_str().unwrap(),
-        "--out",
-        bad.to_str().unwrap(),
-    ]);
+    let run = embed(false, "--text", &texts, &bad);
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("titles.txt:2: empty line"), "{err}");
     assert!(!bad.exists());
