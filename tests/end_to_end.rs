@@ -823,3 +823,74 @@ fn repeated_queries_use_the_query_cache_and_answer_the_same() {
     let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(health["query_cache"].is_null());
 }
+
+/// `/metrics` counts requests by route pattern and status and times them; every request
+/// leaves one access-log line (here as JSON) without the shopper's query text.
+#[test]
+fn metrics_and_access_log_see_every_request() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let logs = tempfile::NamedTempFile::new().unwrap();
+    let (_server, port) = Server::start_with(
+        &["--index", &dir],
+        &[("VITRINA_LOG_FORMAT", "json")],
+        logs.reopen().unwrap().into(),
+    );
+    for _ in 0..3 {
+        let (status, _) = http(port, "GET", "/api/search?q=secret%20words&k=3", b"");
+        assert_eq!(status, 200);
+    }
+    let id = open_index().products().unwrap()[0].product.id.clone();
+    assert_eq!(
+        http(port, "GET", &format!("/api/products/{id}"), b"").0,
+        200
+    );
+    assert_eq!(http(port, "GET", "/no/such/route", b"").0, 404);
+    let (status, body) = http(port, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("no `{line_start}` in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let search = r#"vitrina_http_requests_total{route="/api/search",method="GET",status="200"}"#;
+    assert_eq!(value(search), 3.0);
+    // Ids never become series: the route pattern is the label.
+    let product =
+        r#"vitrina_http_requests_total{route="/api/products/{id}",method="GET",status="200"}"#;
+    assert_eq!(value(product), 1.0);
+    assert!(!text.contains(&id), "an id leaked into the metrics");
+    assert_eq!(
+        value(r#"vitrina_http_requests_total{route="unmatched",method="GET",status="404"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"vitrina_http_request_duration_seconds_count{route="/api/search",method="GET"}"#),
+        3.0
+    );
+    assert_eq!(value("vitrina_products "), 1500.0);
+    assert_eq!(value("vitrina_query_cache_hits "), 2.0);
+    assert_eq!(
+        value("vitrina_http_requests_in_flight "),
+        1.0,
+        "the scrape itself"
+    );
+
+    let log = std::fs::read_to_string(logs.path()).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["target"] == "vitrina::access")
+        .collect();
+    assert!(lines.len() >= 5, "{log}");
+    let first = &lines[0]["fields"];
+    assert_eq!(first["path"], "/api/search");
+    assert_eq!(first["status"], 200);
+    assert!(first["ms"].as_f64().unwrap() > 0.0);
+    assert!(!log.contains("secret"), "query text in the access log");
+}

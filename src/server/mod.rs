@@ -41,6 +41,9 @@ use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searc
 use crate::store::{Live, StoreWriter, Unavailable};
 
 mod listener;
+mod observe;
+
+pub use observe::ACCESS_LOG;
 
 use axum::serve::Listener as _;
 
@@ -78,6 +81,7 @@ struct AppState {
     store: Arc<dyn Live>,
     model: Model,
     options: ServeOptions,
+    metrics: observe::Metrics,
     searches: Arc<tokio::sync::Semaphore>,
     image_queries: Arc<tokio::sync::Semaphore>,
 }
@@ -773,6 +777,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(observe::metrics))
         .route("/api/search", get(search_get).post(search_post))
         .route("/api/facets", get(facets))
         .route("/api/products/{id}/similar", get(similar))
@@ -789,6 +794,10 @@ fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -808,6 +817,7 @@ pub fn serve(
             options.max_image_queries.max(1),
         )),
         options,
+        metrics: observe::Metrics::new(),
     });
     let watcher = Arc::downgrade(&state);
     std::thread::spawn(move || {

@@ -89,6 +89,16 @@ pub struct Server(std::process::Child);
 impl Server {
     /// Starts `vitrina serve ARGS --addr 127.0.0.1:PORT` and waits until it listens.
     pub fn start(args: &[&str]) -> (Server, u16) {
+        Self::start_with(args, &[], std::process::Stdio::null())
+    }
+
+    /// As [`Server::start`], with environment variables `envs` and the server's stderr
+    /// (its logs) going to `stderr`.
+    pub fn start_with(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> (Server, u16) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -100,7 +110,8 @@ impl Server {
         let server = Server(
             Command::new(env!("CARGO_BIN_EXE_vitrina"))
                 .args(&all)
-                .stderr(std::process::Stdio::null())
+                .envs(envs.iter().copied())
+                .stderr(stderr)
                 .spawn()
                 .unwrap(),
         );
