@@ -114,6 +114,10 @@ struct ServeArgs {
     /// Close a connection after this long without traffic (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     idle_timeout_ms: u64,
+    /// A request's headers must arrive within this long (milliseconds), however slowly
+    /// the bytes trickle in; then the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Text queries whose vectors are kept for when they come again (0: no cache; each
     /// entry takes the model's dimension in floats, 1.5 KB for the built-in model).
     #[arg(long, default_value_t = 10_000)]
@@ -842,6 +846,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             queue_wait: std::time::Duration::from_millis(args.queue_ms),
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
+            header_timeout: std::time::Duration::from_millis(args.header_timeout_ms),
             write_key,
             uploads: args.uploads.clone().or_else(|| {
                 let folder = args.index.folder()?;

@@ -676,6 +676,50 @@ fn idle_connections_are_closed_and_a_full_server_serves_the_next_client_when_one
     }
 }
 
+/// A client trickling its request header a byte at a time (slowloris) keeps the idle timer
+/// from firing, but not the header timeout: the server closes it, and still serves others.
+#[test]
+fn a_header_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (_server, port) = Server::start(&[
+        "--index",
+        &dir,
+        "--header-timeout-ms",
+        "1500",
+        "--idle-timeout-ms",
+        "30000",
+    ]);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    let mut closed_after = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(250));
+        let mut buf = [0u8; 512];
+        let gone = match slow.read(&mut buf) {
+            Ok(_) => true, // an answer (408) or end of stream: either way, cut off
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => false,
+            Err(_) => true,
+        };
+        if gone || slow.write_all(b"X").is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the trickling client was never cut off");
+    assert!(
+        closed_after >= Duration::from_millis(1000) && closed_after < Duration::from_secs(5),
+        "{closed_after:?}"
+    );
+    let (status, _) = http(port, "GET", "/health", b"");
+    assert_eq!(status, 200);
+}
+
 /// Parses a float32 `.npy` matrix as `vitrina embed` writes it: (rows, dim, values).
 fn read_npy(bytes: &[u8]) -> (usize, usize, Vec<f32>) {
     assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");

@@ -8,10 +8,9 @@
 //! - a connection on which nothing is read or written for `idle` is closed, so an idle
 //!   or stalled client cannot hold a slot for ever.
 //!
-//! A client that trickles one byte per interval is not caught by an idle timer; a
-//! reverse proxy's header timeout is the tool for that (README). Written by hand
-//! because axum's `serve` exposes no such settings and this is a small wrapper over its
-//! `Listener` trait; a full hyper server setup would be the larger alternative.
+//! A client that trickles one byte per interval is not caught by an idle timer; the
+//! header-read timeout of `connections.rs` catches it. Written by hand because axum
+//! exposes no such settings and this is a small wrapper over its `Listener` trait.
 
 use std::future::Future;
 use std::io;

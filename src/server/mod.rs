@@ -40,6 +40,7 @@ use crate::indexing::{embed_entries, vector_hash, Report};
 use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
 use crate::store::{Live, StoreWriter, Unavailable};
 
+mod connections;
 mod listener;
 mod observe;
 
@@ -70,6 +71,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// A request's headers must arrive within this long, however slowly bytes trickle in.
+    pub header_timeout: Duration,
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
     /// Where uploaded images go (`uploads/` in a folder store; without one, images
@@ -857,9 +860,7 @@ pub fn serve(
             }
         );
         tokio::spawn(reload_on_hangup(state.clone()));
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server error")
+        let header_timeout = state.options.header_timeout;
+        connections::serve(listener, router(state), header_timeout, shutdown_signal()).await
     })
 }
