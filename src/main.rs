@@ -118,6 +118,10 @@ struct ServeArgs {
     /// the bytes trickle in; then the connection is closed.
     #[arg(long, default_value_t = 10_000)]
     header_timeout_ms: u64,
+    /// A web origin (https://shop.example) whose pages may call this API from the browser;
+    /// repeatable; `*` for any. Without it, no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// Text queries whose vectors are kept for when they come again (0: no cache; each
     /// entry takes the model's dimension in floats, 1.5 KB for the built-in model).
     #[arg(long, default_value_t = 10_000)]
@@ -847,6 +851,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
             header_timeout: std::time::Duration::from_millis(args.header_timeout_ms),
+            cors_origins: args.cors_origins.clone(),
             write_key,
             uploads: args.uploads.clone().or_else(|| {
                 let folder = args.index.folder()?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{http, json_hits, vitrina, Server};
+use common::{exchange, http, json_hits, vitrina, Server};
 use std::sync::OnceLock;
 
 use vitrina::catalog::{Catalog, CatalogSpec, Split};
@@ -718,6 +718,71 @@ fn a_header_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
     );
     let (status, _) = http(port, "GET", "/health", b"");
     assert_eq!(status, 200);
+}
+
+/// CORS is off unless asked for; with `--cors-origin`, a listed origin's preflight and
+/// requests are allowed and any other origin gets no CORS headers; a malformed origin is
+/// refused at start.
+#[test]
+fn cors_allows_only_the_listed_origins() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let preflight = [
+        "Origin: https://shop.example",
+        "Access-Control-Request-Method: GET",
+    ];
+    let (_plain, port) = Server::start(&["--index", &dir]);
+    let (_, head, _) = exchange(
+        port,
+        "GET",
+        "/health",
+        &["Origin: https://shop.example"],
+        b"",
+    );
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    let (_cors, port) = Server::start(&["--index", &dir, "--cors-origin", "https://shop.example"]);
+    let (status, head, _) = exchange(port, "OPTIONS", "/api/search", &preflight, b"");
+    assert!(status == 200 || status == 204, "{status} {head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://shop.example"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-allow-methods"), "{head}");
+    let (status, head, _) = exchange(
+        port,
+        "GET",
+        "/api/search?q=belt&k=2",
+        &["Origin: https://shop.example"],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("access-control-allow-origin: https://shop.example"),
+        "{head}"
+    );
+    let (_, head, _) = exchange(
+        port,
+        "GET",
+        "/api/search?q=belt&k=2",
+        &["Origin: https://evil.example"],
+        b"",
+    );
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    let out = vitrina(&[
+        "serve",
+        "--index",
+        &dir,
+        "--addr",
+        "127.0.0.1:0",
+        "--cors-origin",
+        "shop.example/path",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--cors-origin"),
+        "{err}"
+    );
 }
 
 /// Parses a float32 `.npy` matrix as `vitrina embed` writes it: (rows, dim, values).

@@ -73,6 +73,9 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// A request's headers must arrive within this long, however slowly bytes trickle in.
     pub header_timeout: Duration,
+    /// Web origins (`https://shop.example`, or `*` for any) whose pages may call the API
+    /// from a browser; empty: no CORS headers, so browsers allow same-origin calls only.
+    pub cors_origins: Vec<String>,
     /// Enables the write routes for requests with `Authorization: Bearer KEY`.
     pub write_key: Option<String>,
     /// Where uploaded images go (`uploads/` in a folder store; without one, images
@@ -775,8 +778,54 @@ async fn reload_on_hangup(state: Arc<AppState>) {
 }
 
 /// The router, separate from `serve` so tests can drive it without a socket.
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// The CORS policy for `origins` (see [`ServeOptions::cors_origins`]).
+fn cors(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let mut values = Vec::new();
+        for origin in origins {
+            let uri: axum::http::Uri = origin
+                .parse()
+                .ok()
+                .filter(|u: &axum::http::Uri| {
+                    u.scheme().is_some()
+                        && u.host().is_some()
+                        && matches!(u.path(), "" | "/")
+                        && u.query().is_none()
+                })
+                .with_context(|| {
+                    format!("--cors-origin {origin:?} is not an origin like https://shop.example")
+                })?;
+            let origin = format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or("https"),
+                uri.authority().map_or("", |a| a.as_str())
+            );
+            values.push(origin.parse().context("origin header value")?);
+        }
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                axum::http::Method::GET,
+                axum::http::Method::POST,
+                axum::http::Method::PUT,
+                axum::http::Method::DELETE,
+            ])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    ))
+}
+
+fn router(state: Arc<AppState>, cors: Option<tower_http::cors::CorsLayer>) -> Router {
+    let router = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -801,7 +850,11 @@ fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             observe::observe,
         ))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 /// Serves a store with `model` on `addr` until Ctrl-C, following the store's changes.
@@ -812,6 +865,7 @@ pub fn serve(
     options: ServeOptions,
 ) -> Result<()> {
     Searcher::new(&*store.current(), &model)?; // refuse a mismatched model before listening
+    let cors = cors(&options.cors_origins)?;
     let state = Arc::new(AppState {
         store,
         model,
@@ -861,6 +915,12 @@ pub fn serve(
         );
         tokio::spawn(reload_on_hangup(state.clone()));
         let header_timeout = state.options.header_timeout;
-        connections::serve(listener, router(state), header_timeout, shutdown_signal()).await
+        connections::serve(
+            listener,
+            router(state, cors),
+            header_timeout,
+            shutdown_signal(),
+        )
+        .await
     })
 }

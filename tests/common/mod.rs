@@ -37,6 +37,19 @@ pub fn http_with(
     headers: &[&str],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = exchange(port, method, target, headers, body);
+    (status, body)
+}
+
+/// One request; returns (status, the response head in lower case, body).
+#[allow(dead_code)]
+pub fn exchange(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
@@ -64,7 +77,7 @@ pub fn http_with(
     {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, status_line.to_ascii_lowercase(), body)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
