@@ -13,10 +13,11 @@ use super::load::{clean_text, Product};
 /// One product as JSON: `{"id": "...", "text": "...", "image": "path", "broad": "...",
 /// "fine": "...", "attributes": {"gender": "Men", "year": 2016}}`. Unknown keys are
 /// refused, so a typo (`"titel"`) is an error rather than a silently empty field.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     #[serde(default, deserialize_with = "id_string")]
+    #[schema(value_type = Option<String>)]
     pub id: Option<String>,
     pub text: String,
     /// A path, relative to the file the product was read from. Over HTTP, where a
@@ -31,6 +32,7 @@ pub struct ProductInput {
     #[serde(default)]
     pub fine: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, Value>,
 }
 

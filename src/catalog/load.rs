@@ -14,7 +14,7 @@ use super::spec::{CatalogSpec, DataFormat, FieldSpec};
 use super::split::Split;
 
 /// One product of the catalogue.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: String,
     pub text: String,
@@ -23,6 +23,7 @@ pub struct Product {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     /// Where the product image should be; it may be missing on disk.
+    #[schema(value_type = Option<String>)]
     pub image: Option<PathBuf>,
 }
 

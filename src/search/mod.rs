@@ -17,7 +17,7 @@ use crate::encoder::{fuse, Model};
 use crate::store::{Candidates, Filter, Hit, Method, Space, Store, VectorKind};
 
 /// Which product vectors a query is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Query -> product text vectors.
@@ -60,7 +60,7 @@ pub struct Query {
 }
 
 /// One ranked product, as shown to users and scripts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ResultRow {
     pub rank: usize,
     pub score: f32,

@@ -93,14 +93,22 @@ struct AppState {
 }
 
 /// Search parameters shared by the GET and POST forms.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// The shopper's words (optional with a photo).
     q: Option<String>,
+    /// `description` (default), `image` or `average`.
     mode: Option<String>,
+    /// Results wanted, 1..=200 (default 24).
     k: Option<usize>,
+    /// `none` (default), `kmeans` or `mmr`: visual diversification of the top 50.
     diversify: Option<String>,
+    /// MMR's relevance weight (default 0.7).
     lambda: Option<f32>,
+    /// Average mode: the products' text weight (default 0.5, the stored average).
     alpha: Option<f32>,
+    /// Text and photo together: the text's weight in the query (default 0.5).
     text_weight: Option<f32>,
     /// `auto` (the graph where the index has one), `exact` or `ann`.
     method: Option<String>,
@@ -121,7 +129,7 @@ impl SearchParams {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SearchResponse {
     took_ms: f64,
     mode: Mode,
@@ -133,6 +141,19 @@ struct SearchResponse {
 /// `{"error": {"code": "...", "message": "..."}}`: 4xx for the client's faults, 5xx
 /// only for ours, 503 (with `Retry-After`) when a retry may succeed.
 struct ApiError(StatusCode, String);
+
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `not_found`, `payload_too_large`, `unavailable`, ...
+    code: String,
+    message: String,
+}
 
 impl ApiError {
     fn code(&self) -> &'static str {
@@ -154,9 +175,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({
-            "error": { "code": self.code(), "message": self.1 }
-        }));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().into(),
+                message: self.1,
+            },
+        });
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
             (self.0, [(header::RETRY_AFTER, "1")], body).into_response()
         } else {
@@ -352,6 +376,11 @@ async fn blocking_search(
         .map(Json)
 }
 
+/// Search by text (the GET form; a photo needs POST).
+#[utoipa::path(get, path = "/api/search", params(SearchParams, ("filter" = Option<Vec<String>>, Query,
+    description = "Repeatable: `field:value[,value..]` or a numeric comparison (`year>=2015`)")),
+    responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "busy or the store is unreachable: retry")))]
 async fn search_get(
     State(state): State<Arc<AppState>>,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -364,7 +393,7 @@ async fn search_get(
 /// the query string, filters as a list, and an optional photo as base64:
 /// `{"q": "party dress", "mode": "average", "k": 10, "filter": ["gender=Women"],
 /// "diversify": "kmeans", "image_base64": "..."}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct SearchBody {
     #[serde(flatten)]
     params: SearchParams,
@@ -374,6 +403,15 @@ struct SearchBody {
     image_base64: Option<String>,
 }
 
+/// Search by photo (the body is the image's bytes) or by a JSON request (`SearchBody`,
+/// with `Content-Type: application/json`); query-string parameters as for GET.
+#[utoipa::path(post, path = "/api/search", params(SearchParams),
+    request_body(content(
+        (SearchBody = "application/json"),
+        (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+    responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "the photo is too large"),
+        (status = 503, body = ErrorBody, description = "busy or the store is unreachable: retry")))]
 async fn search_post(
     State(state): State<Arc<AppState>>,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -407,6 +445,11 @@ async fn search_post(
 }
 
 /// "More like this" for a product page.
+/// "More like this": the products closest to a stored product by its own vectors.
+#[utoipa::path(get, path = "/api/products/{id}/similar",
+    params(("id" = String, Path), SearchParams),
+    responses((status = 200, body = SearchResponse), (status = 404, body = ErrorBody),
+        (status = "4XX", body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -441,6 +484,8 @@ async fn similar(
 }
 
 /// The catalogue's fields and their common values, for filter chips.
+/// The catalogue's fields and their most common values (the page's filter chips).
+#[utoipa::path(get, path = "/api/facets", responses((status = 200, body = crate::store::Facets)))]
 async fn facets(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let facets = state
         .store
@@ -450,6 +495,10 @@ async fn facets(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     Ok(Json(&*facets).into_response())
 }
 
+/// A product's photo.
+#[utoipa::path(get, path = "/images/{id}", params(("id" = String, Path)),
+    responses((status = 200, description = "the photo", content_type = "image/*"),
+        (status = 404, body = ErrorBody)))]
 async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let found = blocking(move || Ok(state.store.current().product(&id).ok().flatten())).await;
     let Some(path) = found.ok().flatten().and_then(|p| p.product.image) else {
@@ -475,6 +524,8 @@ async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String
     }
 }
 
+/// The process is up: products, model, vector kinds, query cache.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = serde_json::Value)))]
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let snapshot = state.store.current();
     let meta = snapshot.meta();
@@ -493,6 +544,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
 
 /// Readiness, for a load balancer: 200 when the store answers (a database is
 /// reachable), 503 while it does not. `/health` only says the process is up.
+/// The store answers (503 while it does not, e.g. PostgreSQL down).
+#[utoipa::path(get, path = "/ready",
+    responses((status = 200, body = serde_json::Value), (status = 503, body = ErrorBody)))]
 async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
         state
@@ -504,6 +558,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Va
     .await
 }
 
+/// One stored product.
+#[utoipa::path(get, path = "/api/products/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = crate::store::StoredProduct), (status = 404, body = ErrorBody)))]
 async fn get_product(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -706,6 +763,12 @@ fn put_product_blocking(
     Ok(serde_json::json!({ "id": id, "upserted": true, "has_image": has_image }))
 }
 
+/// Adds or replaces a product (needs the write key): JSON, or multipart with an `image`.
+#[utoipa::path(put, path = "/api/products/{id}", params(("id" = String, Path)),
+    request_body(content = crate::catalog::ProductInput, content_type = "application/json"),
+    security(("write_key" = [])),
+    responses((status = 200, body = serde_json::Value), (status = 401, body = ErrorBody),
+        (status = "4XX", body = ErrorBody)))]
 async fn put_product(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -719,6 +782,11 @@ async fn put_product(
         .map(Json)
 }
 
+/// Removes a product (needs the write key).
+#[utoipa::path(delete, path = "/api/products/{id}", params(("id" = String, Path)),
+    security(("write_key" = [])),
+    responses((status = 200, body = serde_json::Value), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn delete_product(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -824,9 +892,50 @@ fn cors(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>> {
     ))
 }
 
+/// The search page.
+#[utoipa::path(get, path = "/", responses((status = 200, description = "the web page", content_type = "text/html")))]
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The API contract, generated from the handlers and types above so it cannot drift.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "vitrina", description = "Multimodal product search: text, photo or both."),
+    paths(page, openapi, health, ready, observe::metrics, search_get, search_post, similar,
+        facets, product_image, get_product, put_product, delete_product),
+    modifiers(&WriteKey)
+)]
+pub struct ApiDoc;
+
+/// The write routes' bearer key, as a security scheme.
+struct WriteKey;
+
+impl utoipa::Modify for WriteKey {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "write_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 fn router(state: Arc<AppState>, cors: Option<tower_http::cors::CorsLayer>) -> Router {
     let router = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(page))
+        .route("/openapi.json", get(openapi))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(observe::metrics))

@@ -159,7 +159,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     response
 }
 
-/// `GET /metrics`.
+/// Prometheus / OpenMetrics text: requests, latencies, in flight, products, query cache.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "metrics",
+    content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     m.products.set(state.store.current().len() as i64);

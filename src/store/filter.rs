@@ -78,20 +78,21 @@ pub struct Filter {
 
 /// The fields products have, with their most common values: the page's filter chips,
 /// and the list an unknown field is checked against.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Facets {
     /// Field -> facet, `broad` and `fine` first when present.
     pub fields: Vec<Facet>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Facet {
     pub field: String,
     /// Products with a value for this field.
     pub products: usize,
     /// Whether every value is a number (numeric comparisons allowed).
     pub numeric: bool,
-    /// The most common values with their counts, most common first.
+    /// The most common values with their counts, most common first: `[value, count]`.
+    #[schema(value_type = Vec<Vec<Object>>)]
     pub values: Vec<(String, usize)>,
     /// How many distinct values there are in all.
     pub distinct: usize,

@@ -63,7 +63,7 @@ pub enum Space {
 }
 
 /// A product as stored: catalogue fields plus what indexing learned about it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StoredProduct {
     #[serde(flatten)]
     pub product: Product,
