@@ -168,10 +168,10 @@ struct SimilarArgs {
     /// The product whose look-alikes to find.
     id: String,
     /// Which of its vectors to compare: image ("visually similar"), description, or
-    /// average ("you may also like").
-    #[arg(long, value_enum, default_value = "average")]
-    mode: Mode,
-    #[arg(short, default_value_t = 10)]
+    /// average ("you may also like"; the default where the index has images).
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    #[arg(short, default_value_t = vitrina::search::DEFAULT_K)]
     k: usize,
     #[arg(long)]
     json: bool,
@@ -417,11 +417,12 @@ struct SearchArgs {
     /// (postgres://USER@HOST:PORT/DB?table=NAME).
     #[arg(long)]
     index: Location,
-    /// Which product vectors to search.
-    #[arg(long, value_enum, default_value = "description")]
-    mode: Mode,
-    /// How many results.
-    #[arg(short, default_value_t = 10)]
+    /// Which product vectors to search (default: average where the index has images,
+    /// else description; the server uses the same defaults).
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// How many results (1..=200).
+    #[arg(short, default_value_t = vitrina::search::DEFAULT_K)]
     k: usize,
     /// Print one JSON document instead of a table.
     #[arg(long)]
@@ -774,7 +775,10 @@ fn run_get(args: GetArgs) -> Result<()> {
 
 fn run_similar(args: SimilarArgs) -> Result<()> {
     let snapshot = args.index.open()?.current();
-    let mut ranking = Ranking::new(args.mode, args.k);
+    let mode = args
+        .mode
+        .unwrap_or_else(|| Mode::default_for(snapshot.meta()));
+    let mut ranking = Ranking::new(mode, vitrina::search::check_k(args.k)?);
     args.list.apply(&mut ranking)?;
     let started = Instant::now();
     let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
@@ -874,7 +878,10 @@ fn run_search(args: SearchArgs) -> Result<()> {
         image,
         text_weight: args.text_weight,
     };
-    let mut ranking = Ranking::new(args.mode, args.k);
+    let mode = args
+        .mode
+        .unwrap_or_else(|| Mode::default_for(snapshot.meta()));
+    let mut ranking = Ranking::new(mode, vitrina::search::check_k(args.k)?);
     ranking.alpha = args.alpha;
     args.list.apply(&mut ranking)?;
     ranking.method = match (args.exact, args.ann) {

@@ -840,6 +840,50 @@ fn the_openapi_document_covers_every_route() {
     assert!(schemas.contains_key("SearchResponse") && schemas.contains_key("ErrorBody"));
 }
 
+/// The CLI and the server share their defaults (average mode on an index with images,
+/// k = 10) and their limits (k = 0 is an error in both), so one query gives one answer.
+#[test]
+fn cli_and_server_share_defaults_and_limits() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let ids = |hits: &[serde_json::Value]| -> Vec<String> {
+        hits.iter().map(|h| h["id"].to_string()).collect()
+    };
+    let plain = json_hits(&vitrina(&[
+        "search",
+        "--index",
+        &dir,
+        "--json",
+        "red party dress",
+    ]));
+    let average = json_hits(&vitrina(&[
+        "search",
+        "--index",
+        &dir,
+        "--json",
+        "--mode",
+        "average",
+        "red party dress",
+    ]));
+    assert_eq!(plain.len(), 10);
+    assert_eq!(ids(&plain), ids(&average));
+    let (_server, port) = Server::start(&["--index", &dir]);
+    let (status, body) = http(port, "GET", "/api/search?q=red%20party%20dress", b"");
+    assert_eq!(status, 200);
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(r["mode"], "average");
+    assert_eq!(ids(r["hits"].as_array().unwrap()), ids(&plain));
+
+    let zero = vitrina(&["search", "--index", &dir, "-k", "0", "belt"]);
+    let err = String::from_utf8_lossy(&zero.stderr);
+    assert!(
+        !zero.status.success() && err.contains("k must be within 1..=200"),
+        "{err}"
+    );
+    let (status, body) = http(port, "GET", "/api/search?q=belt&k=0", b"");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("k must be within 1..=200"));
+}
+
 /// Parses a float32 `.npy` matrix as `vitrina embed` writes it: (rows, dim, values).
 fn read_npy(bytes: &[u8]) -> (usize, usize, Vec<f32>) {
     assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub use diversify::Diversify;
 
 use crate::encoder::{fuse, Model};
-use crate::store::{Candidates, Filter, Hit, Method, Space, Store, VectorKind};
+use crate::store::{Candidates, Filter, Hit, Method, Space, Store, StoreMeta, VectorKind};
 
 /// Which product vectors a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, utoipa::ToSchema)]
@@ -30,8 +30,44 @@ pub enum Mode {
     Average,
 }
 
+/// Results per query unless the caller says otherwise: the CLI, the server and the page
+/// share it, so one query gives one answer everywhere.
+pub const DEFAULT_K: usize = 10;
+/// The most results one query may ask for.
+pub const MAX_K: usize = 200;
+
+/// `k` if it is within 1..=[`MAX_K`].
+pub fn check_k(k: usize) -> Result<usize> {
+    ensure!(
+        (1..=MAX_K).contains(&k),
+        "k must be within 1..={MAX_K} (got {k})"
+    );
+    Ok(k)
+}
+
 impl Mode {
     pub const ALL: [Mode; 3] = [Mode::Description, Mode::Image, Mode::Average];
+
+    /// The mode used when none is asked for: average, the best on every catalogue
+    /// measured (README, the reference experiment), where the index has image vectors;
+    /// description on a text-only index.
+    pub fn default_for(meta: &StoreMeta) -> Mode {
+        if meta.kinds.contains(&VectorKind::Average) {
+            Mode::Average
+        } else {
+            Mode::Description
+        }
+    }
+
+    /// A mode by name (`text` is accepted for description).
+    pub fn parse(name: &str) -> Result<Mode> {
+        match name {
+            "description" | "text" => Ok(Mode::Description),
+            "image" => Ok(Mode::Image),
+            "average" => Ok(Mode::Average),
+            other => bail!("unknown mode {other:?}: use description, image or average"),
+        }
+    }
 
     pub fn kind(self) -> VectorKind {
         match self {

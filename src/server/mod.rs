@@ -51,7 +51,6 @@ use axum::serve::Listener as _;
 const PAGE: &str = include_str!("page.html");
 /// Largest accepted upload: a phone photo fits comfortably.
 const MAX_UPLOAD: usize = 20 * 1024 * 1024;
-const MAX_K: usize = 200;
 /// How often the store is checked for changes made by other writers.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
 /// Folder (inside the store folder) for images uploaded through the write API.
@@ -98,9 +97,10 @@ struct AppState {
 pub struct SearchParams {
     /// The shopper's words (optional with a photo).
     q: Option<String>,
-    /// `description` (default), `image` or `average`.
+    /// `description`, `image` or `average` (default: average where the index has
+    /// images, else description).
     mode: Option<String>,
-    /// Results wanted, 1..=200 (default 24).
+    /// Results wanted, 1..=200 (default 10).
     k: Option<usize>,
     /// `none` (default), `kmeans` or `mmr`: visual diversification of the top 50.
     diversify: Option<String>,
@@ -263,21 +263,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl SearchParams {
-    fn ranking(&self) -> Result<Ranking, ApiError> {
-        let mode = match self.mode.as_deref().unwrap_or("description") {
-            "description" | "text" => Mode::Description,
-            "image" => Mode::Image,
-            "average" => Mode::Average,
-            other => {
-                return Err(bad_request(format!(
-                    "unknown mode {other:?}: use description, image or average"
-                )))
-            }
+    /// The ranking asked for; unset parameters take the defaults the CLI uses too, the
+    /// mode from the index being searched (`meta`).
+    fn ranking(&self, meta: &crate::store::StoreMeta) -> Result<Ranking, ApiError> {
+        let mode = match self.mode.as_deref() {
+            Some(name) => Mode::parse(name).map_err(|e| bad_request(e.to_string()))?,
+            None => Mode::default_for(meta),
         };
-        let k = self.k.unwrap_or(24);
-        if k == 0 || k > MAX_K {
-            return Err(bad_request(format!("k must be within 1..={MAX_K}")));
-        }
+        let k = crate::search::check_k(self.k.unwrap_or(crate::search::DEFAULT_K))
+            .map_err(|e| bad_request(e.to_string()))?;
         let diversify = match self.diversify.as_deref().unwrap_or("none") {
             "none" | "" => Diversify::None,
             "kmeans" => Diversify::KMeans {
@@ -330,7 +324,8 @@ fn run_search(
     image: Option<Bytes>,
 ) -> Result<SearchResponse, ApiError> {
     let started = Instant::now();
-    let ranking = params.ranking()?;
+    let snapshot = state.store.current();
+    let ranking = params.ranking(snapshot.meta())?;
     let image = match image {
         Some(bytes) if !bytes.is_empty() => Some(decode_image(&bytes).map_err(image_error)?),
         _ => None,
@@ -346,7 +341,6 @@ fn run_search(
         image,
         text_weight: params.text_weight.unwrap_or(0.5),
     };
-    let snapshot = state.store.current();
     let searcher = Searcher::new(&*snapshot, &state.model)
         .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
     let hits = searcher
@@ -460,11 +454,8 @@ async fn similar(
     let _search = admit(&state.searches, state.options.queue_wait, "searches").await?;
     blocking(move || {
         let started = Instant::now();
-        let mut ranking = params.ranking()?;
-        if params.mode.is_none() {
-            ranking.mode = Mode::Average;
-        }
         let snapshot = state.store.current();
+        let ranking = params.ranking(snapshot.meta())?;
         let searcher = crate::search::Searcher::stored_vectors_only(&*snapshot);
         match searcher.similar(&id, &ranking) {
             Ok(Some(hits)) => Ok(Json(SearchResponse {
