@@ -775,10 +775,7 @@ fn run_get(args: GetArgs) -> Result<()> {
 
 fn run_similar(args: SimilarArgs) -> Result<()> {
     let snapshot = args.index.open()?.current();
-    let mode = args
-        .mode
-        .unwrap_or_else(|| Mode::default_for(snapshot.meta()));
-    let mut ranking = Ranking::new(mode, vitrina::search::check_k(args.k)?);
+    let mut ranking = Ranking::for_index(snapshot.meta(), args.mode, args.k)?;
     args.list.apply(&mut ranking)?;
     let started = Instant::now();
     let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
@@ -878,10 +875,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
         image,
         text_weight: args.text_weight,
     };
-    let mode = args
-        .mode
-        .unwrap_or_else(|| Mode::default_for(snapshot.meta()));
-    let mut ranking = Ranking::new(mode, vitrina::search::check_k(args.k)?);
+    let mut ranking = Ranking::for_index(snapshot.meta(), args.mode, args.k)?;
     ranking.alpha = args.alpha;
     args.list.apply(&mut ranking)?;
     ranking.method = match (args.exact, args.ann) {

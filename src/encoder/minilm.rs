@@ -78,7 +78,6 @@ impl TextBackend {
 pub struct MiniLm {
     runtime: Runtime,
     backend: TextBackend,
-    dim: usize,
 }
 
 enum Runtime {
@@ -143,16 +142,7 @@ impl MiniLm {
                 backend.name()
             ),
         };
-        let dim = match &runtime {
-            Runtime::Candle(bert) => bert.dim,
-            #[cfg(feature = "onnx")]
-            Runtime::Onnx(text) => text.dim(),
-        };
-        Ok(MiniLm {
-            runtime,
-            backend,
-            dim,
-        })
+        Ok(MiniLm { runtime, backend })
     }
 
     /// The runtime computing the vectors.
@@ -253,7 +243,11 @@ impl TextEncoder for MiniLm {
     }
 
     fn dim(&self) -> usize {
-        self.dim
+        match &self.runtime {
+            Runtime::Candle(bert) => bert.dim,
+            #[cfg(feature = "onnx")]
+            Runtime::Onnx(text) => text.dim(),
+        }
     }
 
     fn embed_texts(&self, texts: &[&str]) -> Result<Embeddings> {

@@ -141,6 +141,13 @@ impl Ranking {
         }
     }
 
+    /// A ranking of the index described by `meta` with the defaults every front end
+    /// shares: no mode given -> [`Mode::default_for`]; `k` checked by [`check_k`].
+    pub fn for_index(meta: &StoreMeta, mode: Option<Mode>, k: usize) -> Result<Self> {
+        let mode = mode.unwrap_or_else(|| Mode::default_for(meta));
+        Ok(Ranking::new(mode, check_k(k)?))
+    }
+
     /// The vector space this ranking compares queries with.
     pub fn space(&self) -> Result<Space> {
         if self.mode == Mode::Average && (self.alpha - 0.5).abs() > 1e-6 {

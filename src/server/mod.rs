@@ -266,12 +266,15 @@ impl SearchParams {
     /// The ranking asked for; unset parameters take the defaults the CLI uses too, the
     /// mode from the index being searched (`meta`).
     fn ranking(&self, meta: &crate::store::StoreMeta) -> Result<Ranking, ApiError> {
-        let mode = match self.mode.as_deref() {
-            Some(name) => Mode::parse(name).map_err(|e| bad_request(e.to_string()))?,
-            None => Mode::default_for(meta),
-        };
-        let k = crate::search::check_k(self.k.unwrap_or(crate::search::DEFAULT_K))
+        let mode = self
+            .mode
+            .as_deref()
+            .map(Mode::parse)
+            .transpose()
             .map_err(|e| bad_request(e.to_string()))?;
+        let mut ranking =
+            Ranking::for_index(meta, mode, self.k.unwrap_or(crate::search::DEFAULT_K))
+                .map_err(|e| bad_request(e.to_string()))?;
         let diversify = match self.diversify.as_deref().unwrap_or("none") {
             "none" | "" => Diversify::None,
             "kmeans" => Diversify::KMeans {
@@ -306,15 +309,12 @@ impl SearchParams {
         if self.ef.is_some_and(|ef| ef == 0 || ef > 10_000) {
             return Err(bad_request("ef must be within 1..=10000"));
         }
-        Ok(Ranking {
-            mode,
-            k,
-            alpha,
-            diversify,
-            filter,
-            method,
-            ef_search: self.ef,
-        })
+        ranking.alpha = alpha;
+        ranking.diversify = diversify;
+        ranking.filter = filter;
+        ranking.method = method;
+        ranking.ef_search = self.ef;
+        Ok(ranking)
     }
 }
 
