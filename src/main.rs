@@ -182,22 +182,46 @@ struct SimilarArgs {
 /// What narrows and reorders a result list, shared by `search` and `similar`.
 #[derive(Args)]
 struct ListArgs {
-    #[arg(long, value_enum, default_value = "none")]
+    /// Visual diversification; `--diversify` alone is the method chosen on the Myntra
+    /// test split's trade-off curve (README, Diversification).
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "mmr")]
     diversify: DiversifyArg,
     /// MMR trade-off: 1 = pure relevance, 0 = pure variety.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = diversify::MMR_LAMBDA)]
     lambda: f32,
+    /// Dedup: photos closer than this (image cosine) to one ranked above count as
+    /// near duplicates.
+    #[arg(long, default_value_t = diversify::DEDUP_THRESHOLD)]
+    threshold: f32,
     /// Only products that pass: FIELD=VALUE[,VALUE...] (any of), FIELD!=VALUE,
     /// FIELD>=NUMBER (also <=, >, <); repeat it, every filter must hold. Fields: broad,
     /// fine and the catalogue's attributes (`GET /api/facets` lists them).
     #[arg(long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
+    /// Hybrid mode: how the keyword and vector lists are fused (rrf or blend; default:
+    /// the setting chosen on the Myntra train split).
+    #[arg(long)]
+    fusion: Option<String>,
+    /// Hybrid mode: the keyword list's weight, 0..1 (the vector list gets the rest).
+    #[arg(long)]
+    keyword_weight: Option<f32>,
+    /// How much more products with the field values the query's words name score
+    /// ("red" -> baseColour Red); 0 turns it off.
+    #[arg(long)]
+    boost: Option<f32>,
+    /// Fields whose named values are not boosted; repeatable.
+    #[arg(long)]
+    ignore: Vec<String>,
 }
 
 impl ListArgs {
     fn apply(&self, ranking: &mut Ranking) -> Result<()> {
-        ranking.diversify = self.diversify.method(self.lambda, 0);
+        ranking.diversify = self.diversify.method(self.lambda, self.threshold, 0);
         ranking.filter = vitrina::store::Filter::parse(&self.filters)?;
+        ranking.fusion =
+            vitrina::search::Fusion::parse(self.fusion.as_deref(), self.keyword_weight)?;
+        ranking.boost = vitrina::search::check_boost(self.boost)?;
+        ranking.ignore = self.ignore.clone();
         Ok(())
     }
 }
@@ -396,10 +420,12 @@ enum DiversifyArg {
     Kmeans,
     /// Maximal marginal relevance over the top 50 (see --lambda).
     Mmr,
+    /// Near-duplicate photos (see --threshold) move after distinct looks in the top 50.
+    Dedup,
 }
 
 impl DiversifyArg {
-    fn method(self, lambda: f32, seed: u64) -> Diversify {
+    fn method(self, lambda: f32, threshold: f32, seed: u64) -> Diversify {
         match self {
             DiversifyArg::None => Diversify::None,
             DiversifyArg::Kmeans => Diversify::KMeans {
@@ -407,6 +433,7 @@ impl DiversifyArg {
                 seed,
             },
             DiversifyArg::Mmr => Diversify::Mmr { lambda },
+            DiversifyArg::Dedup => Diversify::Dedup { threshold },
         }
     }
 }
@@ -506,11 +533,19 @@ struct EvalArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "kmeans,mmr")]
     diversify: Vec<DiversifyArg>,
     /// MMR trade-off for the mmr variant.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = diversify::MMR_LAMBDA)]
     lambda: f32,
     /// Also print precision@10 of average mode for product text weights 0, 0.1, ..., 1.
     #[arg(long)]
     sweep_alpha: bool,
+    /// Also print hybrid precision@10 for each fusion method (rrf, blend) and keyword
+    /// weight 0, 0.1, ..., 1 (how the default was chosen: run it on the train split).
+    #[arg(long)]
+    sweep_fusion: bool,
+    /// Also measure every diversification method over its parameter range in the
+    /// default mode: the precision/variety trade-off (table and tradeoff.png).
+    #[arg(long)]
+    sweep_diversity: bool,
     /// Evaluate within the products that pass (queries and results): same syntax as
     /// `search --filter`; repeatable.
     #[arg(long = "filter", value_name = "FILTER")]
@@ -886,6 +921,17 @@ fn run_search(args: SearchArgs) -> Result<()> {
     ranking.ef_search = args.ef;
     let started = Instant::now();
     let rows = searcher.search(&query, &ranking)?;
+    let understood = searcher.understand(args.query.as_deref().unwrap_or(""), &ranking)?;
+    if !understood.is_empty() {
+        let named: Vec<String> = understood
+            .iter()
+            .map(|u| format!("\"{}\" = {} {}", u.words, u.field, u.value))
+            .collect();
+        eprintln!(
+            "boosted: {} (--ignore FIELD or --boost 0 to drop)",
+            named.join(", ")
+        );
+    }
     print_rows(&rows, args.json, started.elapsed())
 }
 
@@ -977,9 +1023,11 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             .diversify
             .iter()
             .filter(|d| **d != DiversifyArg::None)
-            .map(|d| d.method(args.lambda, args.seed))
+            .map(|d| d.method(args.lambda, diversify::DEDUP_THRESHOLD, args.seed))
             .collect(),
         sweep_alpha: args.sweep_alpha,
+        sweep_fusion: args.sweep_fusion,
+        sweep_diversity: args.sweep_diversity,
         filter: vitrina::store::Filter::parse(&args.filters)?,
     };
     let report = eval::evaluate(&searcher, &config)?;
@@ -1002,6 +1050,26 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         md.push_str(&format!(
             "\n## Average mode: product text weight alpha\n\n{}",
             eval::alpha_table(&report)
+        ));
+    }
+    if !report.photo_queries.is_empty() {
+        md.push_str(&format!(
+            "\n## Photo queries ({} products' own photos, each one's product excluded)\n\n{}",
+            report.photo_query_count,
+            eval::photo_table(&report)
+        ));
+    }
+    if !report.diversity_curve.is_empty() {
+        md.push_str(&format!(
+            "\n## Diversification: the precision/variety trade-off\n\n{}",
+            eval::curve_table(&report)
+        ));
+        eval::plot_tradeoff(&report, &args.out.join("tradeoff.png"))?;
+    }
+    if !report.fusion_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Fusion and attribute-boost settings (P@10)\n\n{}",
+            eval::fusion_table(&report)
         ));
     }
     for note in &report.notes {

@@ -285,7 +285,7 @@ fn filters_hold_in_every_mode_and_return_k_whenever_k_match() {
     let mut checked = 0;
     for clauses in cases {
         let filter = Filter::parse(clauses).unwrap();
-        for mode in Mode::ALL {
+        for mode in [Mode::Description, Mode::Image, Mode::Average, Mode::Hybrid] {
             let matching = products
                 .iter()
                 .filter(|p| filter.matches(p) && (mode != Mode::Image || p.has_image))
@@ -326,7 +326,7 @@ fn filters_hold_in_every_mode_and_return_k_whenever_k_match() {
             .iter()
             .all(|h| h.id != seed.id() && filter.matches(by_id[h.id.as_str()])));
     }
-    assert_eq!(checked, 30);
+    assert_eq!(checked, 40);
 }
 
 #[test]
@@ -464,7 +464,13 @@ fn more_like_this_leaves_the_product_out_and_respects_filters() {
     let products = index.products().unwrap();
     let mut same_type = 0;
     for p in products.iter().filter(|p| p.has_image).take(20) {
-        for mode in Mode::ALL {
+        for mode in [
+            Mode::Description,
+            Mode::Image,
+            Mode::Average,
+            Mode::Keyword,
+            Mode::Hybrid,
+        ] {
             let rows = searcher
                 .similar(p.id(), &Ranking::new(mode, 10))
                 .unwrap()
@@ -500,7 +506,7 @@ fn more_like_this_leaves_the_product_out_and_respects_filters() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(r["mode"], "average");
+    assert_eq!(r["mode"], "hybrid");
     let hits = r["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 4);
     assert!(hits.iter().all(|h| h["id"] != id));
@@ -855,22 +861,50 @@ fn cli_and_server_share_defaults_and_limits() {
         "--json",
         "red party dress",
     ]));
-    let average = json_hits(&vitrina(&[
+    let hybrid = json_hits(&vitrina(&[
         "search",
         "--index",
         &dir,
         "--json",
         "--mode",
-        "average",
+        "hybrid",
         "red party dress",
     ]));
     assert_eq!(plain.len(), 10);
-    assert_eq!(ids(&plain), ids(&average));
+    assert_eq!(ids(&plain), ids(&hybrid));
     let (_server, port) = Server::start(&["--index", &dir]);
     let (status, body) = http(port, "GET", "/api/search?q=red%20party%20dress", b"");
     assert_eq!(status, 200);
     let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(r["mode"], "average");
+    assert_eq!(r["mode"], "hybrid");
+    // The words understood as field values come back as chips.
+    let understood: Vec<(String, String)> = r["understood"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["field"].as_str().unwrap().into(),
+                u["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        understood.contains(&("baseColour".into(), "Red".into())),
+        "{understood:?}"
+    );
+    let (_, body) = http(
+        port,
+        "GET",
+        "/api/search?q=red%20party%20dress&ignore=baseColour",
+        b"",
+    );
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(r["understood"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["field"] != "baseColour"));
     assert_eq!(ids(r["hits"].as_array().unwrap()), ids(&plain));
 
     let zero = vitrina(&["search", "--index", &dir, "-k", "0", "belt"]);
@@ -1101,4 +1135,198 @@ fn metrics_and_access_log_see_every_request() {
     assert_eq!(first["status"], 200);
     assert!(first["ms"].as_f64().unwrap() > 0.0);
     assert!(!log.contains("secret"), "query text in the access log");
+}
+
+/// The titles of a search's results.
+fn search_rows(index: &Snapshot, q: &str, ranking: &Ranking) -> Vec<vitrina::search::ResultRow> {
+    Searcher::new(index, model())
+        .unwrap()
+        .search(&text(q), ranking)
+        .unwrap()
+}
+
+fn has_term(title: &str, word: &str) -> bool {
+    let word = vitrina::store::text_index::stem(word);
+    vitrina::store::text_index::terms(title).contains(&word)
+}
+
+#[test]
+fn keyword_and_hybrid_search_understand_typos_phrases_exclusions_and_ids() {
+    let index = open_index();
+    let products = index.products().unwrap();
+    let with = |word: &str| {
+        products
+            .iter()
+            .filter(|p| has_term(&p.product.text, word))
+            .count()
+    };
+    // The test split's first 1,500 products hold a few sneakers, belts and shirts.
+    assert!(with("sneakers") >= 3 && with("belt") >= 5 && with("shirt") >= 40);
+    for mode in [Mode::Keyword, Mode::Hybrid] {
+        // One typo: "sneekers" is sneakers (many titles), not "sleeker" or sweaters.
+        let rows = search_rows(&index, "sneekers", &Ranking::new(mode, 3));
+        assert_eq!(rows.len(), 3, "{mode:?}");
+        assert!(
+            rows.iter().all(|r| has_term(&r.title, "sneaker")),
+            "{mode:?}: {rows:?}"
+        );
+        let rows = search_rows(&index, "leathr belt", &Ranking::new(mode, 5));
+        assert!(
+            rows.iter().all(|r| r.fine.as_deref() == Some("Belts")),
+            "{mode:?}: {rows:?}"
+        );
+        // Exclusion: k results, none with the word, though the plain query has some.
+        let plain = search_rows(&index, "men shirt", &Ranking::new(mode, 20));
+        assert!(plain.iter().any(|r| has_term(&r.title, "blue")), "{mode:?}");
+        let rows = search_rows(&index, "men shirt -blue", &Ranking::new(mode, 20));
+        assert_eq!(rows.len(), 20);
+        assert!(rows.iter().all(|r| !has_term(&r.title, "blue")), "{rows:?}");
+        // A phrase from a real title: every result holds its words in that order.
+        let title = &products
+            .iter()
+            .find(|p| p.product.text.split_whitespace().count() >= 5)
+            .unwrap()
+            .product
+            .text;
+        let words: Vec<&str> = title.split_whitespace().collect();
+        let phrase = format!("{} {}", words[2], words[3]);
+        let rows = search_rows(&index, &format!("\"{phrase}\""), &Ranking::new(mode, 10));
+        assert!(!rows.is_empty(), "{phrase}");
+        let wanted = vitrina::store::text_index::terms(&phrase);
+        for r in &rows {
+            let terms = vitrina::store::text_index::terms(&r.title);
+            assert!(
+                terms.windows(wanted.len()).any(|w| w == wanted.as_slice()),
+                "{phrase:?} not in {:?}",
+                r.title
+            );
+        }
+    }
+    // A product id as the whole query finds that product first, in every mode.
+    let id = products[123].id();
+    for mode in [Mode::Keyword, Mode::Hybrid, Mode::Average, Mode::Image] {
+        let rows = search_rows(&index, id, &Ranking::new(mode, 5));
+        assert_eq!(rows[0].id, id, "{mode:?}");
+    }
+    // Exclusions hold in the vector modes too, with k results.
+    let rows = search_rows(&index, "men shirt -blue", &Ranking::new(Mode::Average, 30));
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| !has_term(&r.title, "blue")));
+    // Hybrid with a filter and diversification returns k, all matching.
+    let mut ranking = Ranking::new(Mode::Hybrid, 12);
+    ranking.filter = vitrina::store::Filter::parse(&["gender=Women"]).unwrap();
+    ranking.diversify = vitrina::search::Diversify::KMeans {
+        clusters: 5,
+        seed: 0,
+    };
+    let rows = search_rows(&index, "watch", &ranking);
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().all(|r| r.attributes["gender"] == "Women"));
+    // A photo cannot be a keyword query; a keyword query needs words.
+    let searcher = Searcher::new(&*index, model()).unwrap();
+    let photo = Query {
+        image: Some(image::DynamicImage::new_rgb8(60, 80)),
+        ..Query::default()
+    };
+    let err = searcher
+        .search(&photo, &Ranking::new(Mode::Keyword, 5))
+        .unwrap_err();
+    assert!(err.to_string().contains("keyword mode"), "{err}");
+
+    // Over HTTP and the CLI.
+    let dir = index_dir().to_str().unwrap().to_string();
+    let (_server, port) = Server::start(&["--index", &dir]);
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/search?q=sneekers&mode=hybrid&k=3&fusion=blend&keyword_weight=0.7",
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(r["mode"], "hybrid");
+    for hit in r["hits"].as_array().unwrap() {
+        assert!(has_term(hit["title"].as_str().unwrap(), "sneaker"), "{hit}");
+    }
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/search?q=x&mode=hybrid&keyword_weight=2",
+        b"",
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("keyword weight"));
+    let out = vitrina(&[
+        "search",
+        "--index",
+        &dir,
+        "--mode",
+        "keyword",
+        "--json",
+        "-k",
+        "4",
+        "leathr belt",
+    ]);
+    assert_eq!(json_hits(&out).len(), 4);
+}
+
+#[test]
+fn words_that_name_a_colour_steer_a_photo_query() {
+    use vitrina::store::StoredProduct;
+    let index = open_index();
+    let products = index.products().unwrap();
+    let searcher = Searcher::new(&*index, model()).unwrap();
+    let colour = |p: &StoredProduct| p.product.attributes.get("baseColour").cloned();
+    let is_black = |r: &vitrina::search::ResultRow| {
+        r.attributes.get("baseColour").map(String::as_str) == Some("Black")
+    };
+    // Brown products whose type has at least 5 black products with photos here.
+    let black_of = |p: &StoredProduct| {
+        products
+            .iter()
+            .filter(|q| q.has_image && q.product.fine == p.product.fine)
+            .filter(|q| colour(q).as_deref() == Some("Black"))
+            .count()
+    };
+    let queries: Vec<&StoredProduct> = products
+        .iter()
+        .filter(|p| p.has_image && colour(p).as_deref() == Some("Brown") && black_of(p) >= 5)
+        .take(6)
+        .collect();
+    assert!(queries.len() >= 3, "{}", queries.len());
+    let (mut black, mut same_type, mut black_unboosted) = (0, 0, 0);
+    for p in &queries {
+        let query = Query {
+            text: Some("black".into()),
+            image: Some(load_image(p.product.image.as_ref().unwrap()).unwrap()),
+            text_weight: 0.5,
+        };
+        let rows = searcher
+            .search(&query, &Ranking::new(Mode::Average, 10))
+            .unwrap();
+        black += rows.iter().filter(|r| is_black(r)).count();
+        same_type += rows.iter().filter(|r| r.fine == p.product.fine).count();
+        let mut unboosted = Ranking::new(Mode::Average, 10);
+        unboosted.boost = 0.0;
+        let rows = searcher.search(&query, &unboosted).unwrap();
+        black_unboosted += rows.iter().filter(|r| is_black(r)).count();
+    }
+    let n = queries.len() * 10;
+    assert!(2 * black > n, "mostly black: {black} of {n}");
+    assert!(
+        2 * same_type > n,
+        "mostly the photo's type: {same_type} of {n}"
+    );
+    assert!(
+        black > black_unboosted,
+        "the boost is what steers: {black} vs {black_unboosted}"
+    );
+    let understood = searcher
+        .understand("black", &Ranking::new(Mode::Average, 10))
+        .unwrap();
+    assert_eq!(understood.len(), 1);
+    assert_eq!(
+        (understood[0].field.as_str(), understood[0].value.as_str()),
+        ("baseColour", "Black")
+    );
 }

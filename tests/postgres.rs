@@ -468,6 +468,15 @@ fn the_embedded_and_postgres_stores_return_the_same_results_on_myntra() {
             "gender=Men",
         ],
         vec!["red dress", "--mode", "image"],
+        // BM25 over the same products, fused with the same vector list.
+        vec!["leathr belt -brown", "--mode", "hybrid"],
+        vec![
+            "\"party dress\"",
+            "--mode",
+            "keyword",
+            "--filter",
+            "gender=Women",
+        ],
     ] {
         let run = |index: &str| {
             let mut a = vec!["search", "--index", index, "--json", "--exact"];

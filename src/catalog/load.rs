@@ -14,7 +14,9 @@ use super::spec::{CatalogSpec, DataFormat, FieldSpec};
 use super::split::Split;
 
 /// One product of the catalogue.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Product {
     pub id: String,
     pub text: String,

@@ -10,8 +10,11 @@ pub mod metrics;
 mod plot;
 mod report;
 
-pub use plot::plot_precision;
-pub use report::{alpha_table, diversity_table, precision_csv, precision_table};
+pub use plot::{plot_precision, plot_tradeoff};
+pub use report::{
+    alpha_table, curve_table, diversity_table, fusion_table, photo_table, precision_csv,
+    precision_table,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -23,7 +26,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::search::keyword::Tfidf;
-use crate::search::{Diversify, Mode, Ranking, Searcher};
+use crate::search::{
+    syntax, Diversify, Fusion, FusionMethod, Mode, ParsedQuery, Ranking, Searcher,
+};
 use crate::store::{Filter, Hit, Store, StoredProduct, VectorKind};
 use metrics::precision_at_k;
 
@@ -42,6 +47,13 @@ pub struct EvalConfig {
     /// Diversification variants run beside each plain search type.
     pub diversify: Vec<Diversify>,
     pub sweep_alpha: bool,
+    /// Also measure hybrid mode for each fusion method and keyword weight.
+    #[serde(default)]
+    pub sweep_fusion: bool,
+    /// Also measure the precision/variety trade-off of every diversification method
+    /// over its parameter range, in the default mode.
+    #[serde(default)]
+    pub sweep_diversity: bool,
     /// Evaluate within the products that pass this filter: queries are drawn from them
     /// and every method searches only them.
     #[serde(skip_serializing_if = "Filter::is_empty")]
@@ -83,6 +95,17 @@ pub struct AlphaPoint {
     pub fine: f64,
 }
 
+/// Precision@10 of a text-query ranking at one fusion and boost setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct FusionPoint {
+    pub mode: Mode,
+    /// "rrf(0.5)" etc. for hybrid mode.
+    pub fusion: Option<String>,
+    pub boost: f32,
+    pub broad: f64,
+    pub fine: f64,
+}
+
 /// Everything `vitrina eval` measured, with its parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -96,6 +119,17 @@ pub struct EvalReport {
     pub config: EvalConfig,
     pub methods: Vec<MethodFigures>,
     pub alpha_sweep: Vec<AlphaPoint>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fusion_sweep: Vec<FusionPoint>,
+    /// The same figures with products' own photos as queries (stored image vectors;
+    /// the query's product excluded), per vector mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub photo_queries: Vec<MethodFigures>,
+    /// `--sweep-diversity`: the default mode undiversified, then each method and setting.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diversity_curve: Vec<MethodFigures>,
+    /// How many photo queries were drawn (seeded as the title queries).
+    pub photo_query_count: usize,
     /// Why a part was not run (e.g. the catalogue has no images).
     pub notes: Vec<String>,
 }
@@ -209,10 +243,29 @@ pub fn draw_queries(
     seed: u64,
     filter: &Filter,
 ) -> Vec<usize> {
+    draw(products, count, seed, |p| filter.matches(p))
+}
+
+/// Draws photo queries: as [`draw_queries`], among products with a usable image.
+pub fn draw_photo_queries(
+    products: &[StoredProduct],
+    count: usize,
+    seed: u64,
+    filter: &Filter,
+) -> Vec<usize> {
+    draw(products, count, seed, |p| p.has_image && filter.matches(p))
+}
+
+fn draw(
+    products: &[StoredProduct],
+    count: usize,
+    seed: u64,
+    keep: impl Fn(&StoredProduct) -> bool,
+) -> Vec<usize> {
     let mut candidates: Vec<usize> = (0..products.len())
         .filter(|&i| {
             let p = &products[i].product;
-            p.broad.is_some() && p.fine.is_some() && filter.matches(&products[i])
+            p.broad.is_some() && p.fine.is_some() && keep(&products[i])
         })
         .collect();
     candidates.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -275,22 +328,43 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         has_images,
     ));
 
+    // BM25 first (beside the TF-IDF baseline), the vector modes, then hybrid.
     let modes: Vec<Mode> = if has_images {
-        Mode::ALL.to_vec()
+        vec![
+            Mode::Keyword,
+            Mode::Description,
+            Mode::Image,
+            Mode::Average,
+            Mode::Hybrid,
+        ]
     } else {
         notes.push(format!(
             "catalogue `{}` has no image vectors: the image and average search types and \
-             diversification are unavailable; only query->description is measured",
+             diversification are unavailable; only keyword, description and hybrid are measured",
             store.meta().catalog
         ));
-        vec![Mode::Description]
+        vec![Mode::Keyword, Mode::Description, Mode::Hybrid]
     };
+    // Keyword and hybrid modes read the title as a shopper's query (its syntax parsed);
+    // the vector modes rank by its stored text vector alone, as in the reference.
+    let parsed: Vec<ParsedQuery> = queries
+        .iter()
+        .map(|&q| syntax::parse(&all[q].product.text))
+        .collect();
+    let text_for =
+        |mode: Mode, j: usize| matches!(mode, Mode::Keyword | Mode::Hybrid).then(|| &parsed[j]);
     let mut variants = vec![Diversify::None];
     if has_images {
         variants.extend(config.diversify.iter().copied());
     }
     for &mode in &modes {
-        for diversify in &variants {
+        // Diversifying the keyword list is not measured: it is a baseline.
+        let variants = if mode == Mode::Keyword {
+            &variants[..1]
+        } else {
+            &variants[..]
+        };
+        for diversify in variants {
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = *diversify;
             ranking.filter = config.filter.clone();
@@ -299,13 +373,23 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let mut tally = Tally::new();
             for (j, &q) in queries.iter().enumerate() {
                 let started = Instant::now();
-                let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;
+                let hits = searcher.rank_query(
+                    Some(&query_vectors[j]),
+                    text_for(mode, j),
+                    &ranking,
+                    &[query_ids[j]],
+                )?;
                 tally.seconds += started.elapsed().as_secs_f64();
                 tally.add(&products, &all[q], &hits)?;
             }
+            let base = match mode {
+                Mode::Keyword => "keyword (BM25)".to_string(),
+                Mode::Hybrid => format!("hybrid {}", ranking.fusion.label()),
+                other => other.name().to_string(),
+            };
             let name = match diversify {
-                Diversify::None => mode.name().to_string(),
-                other => format!("{}+{}", mode.name(), other.label()),
+                Diversify::None => base,
+                other => format!("{base}+{}", other.label()),
             };
             methods.push(tally.finish(name, Some(mode), diversify, queries.len(), has_images));
         }
@@ -336,6 +420,120 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         notes.push("alpha sweep skipped: no image vectors".into());
     }
 
+    // Photo queries: a product's own photo (its stored image vector, which is exactly
+    // what embedding the photo again gives) against each vector mode's vectors.
+    let mut photo_queries = Vec::new();
+    let photo = if has_images {
+        draw_photo_queries(&all, config.queries, config.seed, &config.filter)
+    } else {
+        Vec::new()
+    };
+    let photo_ids: Vec<&str> = photo.iter().map(|&q| all[q].id()).collect();
+    let photo_vectors = store.vectors(VectorKind::Image, &photo_ids)?;
+    for mode in Mode::VECTOR.into_iter().filter(|_| has_images) {
+        let mut ranking = Ranking::new(mode, k_max);
+        ranking.filter = config.filter.clone();
+        ranking.method = crate::store::Method::Exact;
+        let mut tally = Tally::new();
+        for (j, &q) in photo.iter().enumerate() {
+            let vector = photo_vectors[j].as_deref().expect("a stored product");
+            let started = Instant::now();
+            let hits = searcher.rank(vector, &ranking, &[photo_ids[j]])?;
+            tally.seconds += started.elapsed().as_secs_f64();
+            tally.add(&products, &all[q], &hits)?;
+        }
+        let name = format!("photo -> {}", mode.name());
+        photo_queries.push(tally.finish(name, Some(mode), &Diversify::None, photo.len(), true));
+    }
+
+    // The settings hybrid mode and the attribute boost were chosen from (on the train
+    // split): each fusion method and keyword weight without boosts, then boosts for
+    // hybrid (default fusion) and average mode (the title's words understood).
+    let mut fusion_sweep = Vec::new();
+    if config.sweep_fusion {
+        let mut settings = Vec::new();
+        for method in [FusionMethod::Rrf, FusionMethod::Blend] {
+            for step in 0..=10 {
+                let mut ranking = Ranking::new(Mode::Hybrid, 10);
+                ranking.boost = 0.0;
+                ranking.fusion = Fusion {
+                    method,
+                    keyword_weight: step as f32 / 10.0,
+                };
+                settings.push(ranking);
+            }
+        }
+        for mode in [Mode::Hybrid, Mode::Average]
+            .into_iter()
+            .filter(|m| modes.contains(m))
+        {
+            for boost in [0.0, 0.1, 0.2, 0.3, 0.5, 1.0] {
+                let mut ranking = Ranking::new(mode, 10);
+                ranking.boost = boost;
+                settings.push(ranking);
+            }
+        }
+        for mut ranking in settings {
+            ranking.filter = config.filter.clone();
+            ranking.method = crate::store::Method::Exact;
+            let mut tally = Tally::new();
+            for (j, &q) in queries.iter().enumerate() {
+                let hits = searcher.rank_query(
+                    Some(&query_vectors[j]),
+                    Some(&parsed[j]),
+                    &ranking,
+                    &[query_ids[j]],
+                )?;
+                tally.add(&products, &all[q], &hits)?;
+            }
+            let n = queries.len().max(1) as f64;
+            fusion_sweep.push(FusionPoint {
+                mode: ranking.mode,
+                fusion: (ranking.mode == Mode::Hybrid).then(|| ranking.fusion.label()),
+                boost: ranking.boost,
+                broad: tally.broad[&10] / n,
+                fine: tally.fine[&10] / n,
+            });
+        }
+    }
+
+    let mut diversity_curve = Vec::new();
+    if config.sweep_diversity && has_images {
+        let mode = Mode::default_for(store.meta());
+        let mut methods = vec![
+            Diversify::None,
+            Diversify::KMeans {
+                clusters: crate::search::diversify::CLUSTERS,
+                seed: config.seed,
+            },
+        ];
+        methods.extend([0.5, 0.6, 0.7, 0.8, 0.9, 0.95].map(|lambda| Diversify::Mmr { lambda }));
+        methods.extend(
+            [0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8]
+                .map(|threshold| Diversify::Dedup { threshold }),
+        );
+        for diversify in methods {
+            let mut ranking = Ranking::new(mode, k_max);
+            ranking.diversify = diversify;
+            ranking.filter = config.filter.clone();
+            ranking.method = crate::store::Method::Exact;
+            let mut tally = Tally::new();
+            for (j, &q) in queries.iter().enumerate() {
+                let started = Instant::now();
+                let hits = searcher.rank_query(
+                    Some(&query_vectors[j]),
+                    text_for(mode, j),
+                    &ranking,
+                    &[query_ids[j]],
+                )?;
+                tally.seconds += started.elapsed().as_secs_f64();
+                tally.add(&products, &all[q], &hits)?;
+            }
+            let name = format!("{}+{}", mode.name(), diversify.label());
+            diversity_curve.push(tally.finish(name, Some(mode), &diversify, queries.len(), true));
+        }
+    }
+
     let meta = store.meta();
     Ok(EvalReport {
         catalog: meta.catalog.clone(),
@@ -348,6 +546,10 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         config: config.clone(),
         methods,
         alpha_sweep,
+        fusion_sweep,
+        photo_queries,
+        diversity_curve,
+        photo_query_count: photo.len(),
         notes,
     })
 }

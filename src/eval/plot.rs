@@ -81,3 +81,81 @@ fn draw(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn std::error
     root.present()?;
     Ok(())
 }
+
+/// Writes `path` (PNG): the precision/variety trade-off of `--sweep-diversity`, P@10
+/// (broad and fine panels) against top-10 visual distance, one line per method family
+/// (k-means is one point), the undiversified ranking marked.
+pub fn plot_tradeoff(report: &EvalReport, path: &Path) -> Result<()> {
+    plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT)
+        .map_err(|_| anyhow::anyhow!("the bundled plot font is invalid"))?;
+    let mut buffer = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    draw_tradeoff(report, &mut buffer).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+    let img = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer).context("plot buffer size")?;
+    img.save(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn draw_tradeoff(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(buffer, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let curve = &report.diversity_curve;
+    // Method families: "none", "kmeans", "mmr(..)", "dedup(..)", in their order.
+    let mut families: Vec<(String, Vec<&crate::eval::MethodFigures>)> = Vec::new();
+    for m in curve {
+        let family = m.diversify.split('(').next().unwrap_or("").to_string();
+        match families.iter_mut().find(|(f, _)| *f == family) {
+            Some((_, members)) => members.push(m),
+            None => families.push((family, vec![m])),
+        }
+    }
+    let visual = |m: &crate::eval::MethodFigures| m.variety.visual_distance.unwrap_or(0.0);
+    let x_max = curve.iter().map(visual).fold(0.0, f64::max) * 1.1 + 0.01;
+    let x_min = curve.iter().map(visual).fold(f64::MAX, f64::min) * 0.9;
+    let panels = root.split_evenly((1, 2));
+    for (panel, fine) in panels.iter().zip([false, true]) {
+        let p = |m: &crate::eval::MethodFigures| if fine { m.fine[&10] } else { m.broad[&10] };
+        let y_max = (curve.iter().map(p).fold(0.0, f64::max) + 0.02).min(1.0);
+        let y_min = (curve.iter().map(p).fold(1.0, f64::min) - 0.02).max(0.0);
+        let title = format!(
+            "{} ({}): P@10 {} vs variety",
+            report.catalog,
+            report.split,
+            if fine { "fine" } else { "broad" }
+        );
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, (FONT_NAME, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(x_min..x_max, y_min..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("visual distance of the top 10")
+            .y_desc("P@10")
+            .x_label_formatter(&|x| format!("{x:.2}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .label_style((FONT_NAME, 13))
+            .draw()?;
+        for (i, (family, members)) in families.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let mut points: Vec<(f64, f64)> = members.iter().map(|m| (visual(m), p(m))).collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(family.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart.draw_series(points.iter().map(|&pt| Circle::new(pt, 4, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT_NAME, 13))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

@@ -11,10 +11,18 @@ fn plain(report: &EvalReport) -> impl Iterator<Item = &super::MethodFigures> {
 
 /// Precision@k, one row per k, a broad and a fine column per search type.
 pub fn precision_table(report: &EvalReport) -> String {
+    table(&plain(report).collect::<Vec<_>>())
+}
+
+/// Precision@k of photo queries, per vector mode ("" when none were run).
+pub fn photo_table(report: &EvalReport) -> String {
+    table(&report.photo_queries.iter().collect::<Vec<_>>())
+}
+
+fn table(methods: &[&super::MethodFigures]) -> String {
     let mut s = String::new();
-    let methods: Vec<_> = plain(report).collect();
     s.push_str("| k |");
-    for m in &methods {
+    for m in methods {
         let _ = write!(s, " {} broad | {} fine |", m.method, m.method);
     }
     s.push_str("\n|---:|");
@@ -22,7 +30,7 @@ pub fn precision_table(report: &EvalReport) -> String {
     s.push('\n');
     for k in KS {
         let _ = write!(s, "| {k} |");
-        for m in &methods {
+        for m in methods {
             let _ = write!(s, " {:.3} | {:.3} |", m.broad[&k], m.fine[&k]);
         }
         s.push('\n');
@@ -61,6 +69,53 @@ pub fn alpha_table(report: &EvalReport) -> String {
         String::from("| alpha (text weight) | P@10 broad | P@10 fine |\n|---:|---:|---:|\n");
     for p in &report.alpha_sweep {
         let _ = writeln!(s, "| {:.1} | {:.3} | {:.3} |", p.alpha, p.broad, p.fine);
+    }
+    s
+}
+
+/// Precision@10 for each fusion and boost setting of `--sweep-fusion`.
+pub fn fusion_table(report: &EvalReport) -> String {
+    let mut s = String::from(
+        "| mode | fusion (keyword weight) | boost | P@10 broad | P@10 fine |\n|---|---|---:|---:|---:|\n",
+    );
+    for p in &report.fusion_sweep {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {:.3} | {:.3} |",
+            p.mode.name(),
+            p.fusion.as_deref().unwrap_or("-"),
+            p.boost,
+            p.broad,
+            p.fine
+        );
+    }
+    s
+}
+
+/// The precision/variety trade-off of `--sweep-diversity`, each row against the first
+/// (the undiversified ranking).
+pub fn curve_table(report: &EvalReport) -> String {
+    let mut s = String::from(
+        "| method | P@10 broad | P@10 fine | change in P@10 fine | visual distance@10 | change in visual distance | near-duplicate pairs@10 | ms/query |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let Some(base) = report.diversity_curve.first() else {
+        return s;
+    };
+    let visual = |m: &super::MethodFigures| m.variety.visual_distance.unwrap_or(0.0);
+    for m in &report.diversity_curve {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:+.3} | {:.3} | {:+.0}% | {:.3} | {:.2} |",
+            m.method,
+            m.broad[&10],
+            m.fine[&10],
+            m.fine[&10] - base.fine[&10],
+            visual(m),
+            100.0 * (visual(m) / visual(base).max(1e-9) - 1.0),
+            m.variety.near_duplicate_pairs.unwrap_or(0.0),
+            m.ms_per_query
+        );
     }
     s
 }

@@ -5,6 +5,8 @@
 //! two or more word characters, raw term counts, smooth idf `ln((1+n)/(1+df)) + 1`, L2
 //! norm), so the figures compare with the usual Python baseline. Written here because
 //! it is an inverted index of a few dozen lines; a full-text engine would be far more.
+//! The store's BM25 index ([`crate::store::TextIndex`]) is what keyword and hybrid
+//! search use; this stays as the baseline.
 
 use std::collections::HashMap;
 

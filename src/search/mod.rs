@@ -2,7 +2,9 @@
 //! model, ranks products by the chosen vectors, and optionally diversifies the list.
 
 pub mod diversify;
+pub mod fusion;
 pub mod keyword;
+pub mod syntax;
 
 use std::collections::BTreeMap;
 
@@ -12,9 +14,16 @@ use image::DynamicImage;
 use serde::Serialize;
 
 pub use diversify::Diversify;
+pub use fusion::{Fusion, FusionMethod};
+pub use syntax::ParsedQuery;
 
 use crate::encoder::{fuse, Model};
-use crate::store::{Candidates, Filter, Hit, Method, Space, Store, StoreMeta, VectorKind};
+use crate::store::filter::{Clause, Test};
+use crate::store::text_index::Understood;
+use crate::store::{
+    sort_by_score_then_id, Candidates, Filter, Hit, Method, Space, Store, StoreMeta, TextQuery,
+    VectorKind,
+};
 
 /// Which product vectors a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, utoipa::ToSchema)]
@@ -28,6 +37,11 @@ pub enum Mode {
     /// Query -> the normalised average of text and image vectors (a product without a
     /// usable image: its text with the image vector of the product closest in text).
     Average,
+    /// Query text -> BM25 over titles and category/attribute values (no vectors; a
+    /// photo alone cannot be a keyword query).
+    Keyword,
+    /// Keyword and the index's default vector mode, fused ([`Fusion`]).
+    Hybrid,
 }
 
 /// Results per query unless the caller says otherwise: the CLI, the server and the page
@@ -46,12 +60,20 @@ pub fn check_k(k: usize) -> Result<usize> {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Description, Mode::Image, Mode::Average];
+    /// The modes that compare vectors only.
+    pub const VECTOR: [Mode; 3] = [Mode::Description, Mode::Image, Mode::Average];
 
-    /// The mode used when none is asked for: average, the best on every catalogue
-    /// measured (README, the reference experiment), where the index has image vectors;
-    /// description on a text-only index.
-    pub fn default_for(meta: &StoreMeta) -> Mode {
+    /// The mode used when none is asked for: hybrid, the best at every k on the Myntra
+    /// train and test splits (README, Ranking). A photo alone in hybrid mode is ranked
+    /// by the vector side, [`Mode::default_vector_for`].
+    pub fn default_for(_meta: &StoreMeta) -> Mode {
+        Mode::Hybrid
+    }
+
+    /// The best vector mode of an index: average, the best vector mode on every
+    /// catalogue measured, where the index has image vectors; description on a
+    /// text-only index. Hybrid's vector side.
+    pub fn default_vector_for(meta: &StoreMeta) -> Mode {
         if meta.kinds.contains(&VectorKind::Average) {
             Mode::Average
         } else {
@@ -65,15 +87,21 @@ impl Mode {
             "description" | "text" => Ok(Mode::Description),
             "image" => Ok(Mode::Image),
             "average" => Ok(Mode::Average),
-            other => bail!("unknown mode {other:?}: use description, image or average"),
+            "keyword" => Ok(Mode::Keyword),
+            "hybrid" => Ok(Mode::Hybrid),
+            other => {
+                bail!("unknown mode {other:?}: use description, image, average, keyword or hybrid")
+            }
         }
     }
 
-    pub fn kind(self) -> VectorKind {
+    /// The stored vectors a vector mode compares with (`None`: keyword, hybrid).
+    pub fn kind(self) -> Option<VectorKind> {
         match self {
-            Mode::Description => VectorKind::Text,
-            Mode::Image => VectorKind::Image,
-            Mode::Average => VectorKind::Average,
+            Mode::Description => Some(VectorKind::Text),
+            Mode::Image => Some(VectorKind::Image),
+            Mode::Average => Some(VectorKind::Average),
+            Mode::Keyword | Mode::Hybrid => None,
         }
     }
 
@@ -82,6 +110,8 @@ impl Mode {
             Mode::Description => "description",
             Mode::Image => "image",
             Mode::Average => "average",
+            Mode::Keyword => "keyword",
+            Mode::Hybrid => "hybrid",
         }
     }
 }
@@ -126,6 +156,29 @@ pub struct Ranking {
     pub method: Method,
     /// Candidates explored per graph search (default: the store's setting).
     pub ef_search: Option<usize>,
+    /// How hybrid mode combines its keyword and vector lists.
+    pub fusion: Fusion,
+    /// Products with the field values a text query names ("red" -> baseColour Red)
+    /// score up to this share more: `score * (1 + boost * share of named fields
+    /// matched)`. 0 turns it off.
+    pub boost: f32,
+    /// Fields whose named values are not boosted (a chip the shopper removed).
+    pub ignore: Vec<String>,
+}
+
+/// The attribute boost chosen on the Myntra train split (README, Ranking): hybrid mode's
+/// P@10 rose up to 0.5 and held at 1.0; average mode's peaked at 0.1-0.2 and fell
+/// below 0.5 only past it.
+pub const DEFAULT_BOOST: f32 = 0.5;
+
+/// A requested boost (unset: [`DEFAULT_BOOST`]) if it is within 0..=10.
+pub fn check_boost(boost: Option<f32>) -> Result<f32> {
+    let boost = boost.unwrap_or(DEFAULT_BOOST);
+    ensure!(
+        (0.0..=10.0).contains(&boost),
+        "boost must be within 0..10 (got {boost})"
+    );
+    Ok(boost)
 }
 
 impl Ranking {
@@ -138,6 +191,9 @@ impl Ranking {
             filter: Filter::default(),
             method: Method::Auto,
             ef_search: None,
+            fusion: Fusion::default(),
+            boost: DEFAULT_BOOST,
+            ignore: Vec::new(),
         }
     }
 
@@ -148,17 +204,43 @@ impl Ranking {
         Ok(Ranking::new(mode, check_k(k)?))
     }
 
-    /// The vector space this ranking compares queries with.
-    pub fn space(&self) -> Result<Space> {
-        if self.mode == Mode::Average && (self.alpha - 0.5).abs() > 1e-6 {
+    /// The vector mode behind this ranking in a store described by `meta`: the mode
+    /// itself, hybrid's vector side (the index's default mode), or none for keyword.
+    pub fn vector_mode(&self, meta: &StoreMeta) -> Option<Mode> {
+        match self.mode {
+            Mode::Keyword => None,
+            Mode::Hybrid => Some(Mode::default_vector_for(meta)),
+            vector => Some(vector),
+        }
+    }
+
+    /// The vector space a vector mode compares queries with.
+    pub fn space(&self, mode: Mode) -> Result<Space> {
+        let kind = mode
+            .kind()
+            .ok_or_else(|| anyhow::anyhow!("{} mode compares no vectors", mode.name()))?;
+        if mode == Mode::Average && (self.alpha - 0.5).abs() > 1e-6 {
             ensure!(
                 (0.0..=1.0).contains(&self.alpha),
                 "alpha must be within 0..1"
             );
             return Ok(Space::Blend { alpha: self.alpha });
         }
-        Ok(Space::Kind(self.mode.kind()))
+        Ok(Space::Kind(kind))
     }
+}
+
+/// One list from several lists of the same scores (the same query over overlapping
+/// candidates): each product once, best first.
+fn union(lists: Vec<Vec<Hit>>) -> Vec<Hit> {
+    let mut seen = std::collections::HashSet::new();
+    let mut hits: Vec<Hit> = lists
+        .into_iter()
+        .flatten()
+        .filter(|h| seen.insert(h.id.clone()))
+        .collect();
+    sort_by_score_then_id(&mut hits);
+    hits
 }
 
 /// Searches one store with the model that built it.
@@ -202,11 +284,24 @@ impl<'a> Searcher<'a> {
 
     /// The query's vector: the text's, the image's, or their weighted fusion.
     pub fn embed(&self, query: &Query) -> Result<Vec<f32>> {
-        let text = match &query.text {
+        self.embed_parts(
+            query.text.as_deref(),
+            query.image.as_ref(),
+            query.text_weight,
+        )
+    }
+
+    fn embed_parts(
+        &self,
+        text: Option<&str>,
+        image: Option<&DynamicImage>,
+        text_weight: f32,
+    ) -> Result<Vec<f32>> {
+        let text = match text {
             Some(t) if !t.trim().is_empty() => Some(self.model()?.embed_query(t)?),
             _ => None,
         };
-        let image = match &query.image {
+        let image = match image {
             Some(img) => Some(
                 self.model()?
                     .image_encoder()?
@@ -218,10 +313,10 @@ impl<'a> Searcher<'a> {
         match (text, image) {
             (Some(t), Some(i)) => {
                 ensure!(
-                    (0.0..=1.0).contains(&query.text_weight),
+                    (0.0..=1.0).contains(&text_weight),
                     "text weight must be within 0..1"
                 );
-                Ok(fuse(&t, &i, query.text_weight))
+                Ok(fuse(&t, &i, text_weight))
             }
             (Some(v), None) | (None, Some(v)) => Ok(v),
             (None, None) => bail!("the query is empty: give a text, an image, or both"),
@@ -231,6 +326,19 @@ impl<'a> Searcher<'a> {
     /// Ranks products against a query vector; `exclude` drops products (evaluation
     /// excludes the query's own).
     pub fn rank(&self, query: &[f32], ranking: &Ranking, exclude: &[&str]) -> Result<Vec<Hit>> {
+        self.rank_query(Some(query), None, ranking, exclude)
+    }
+
+    /// Ranks products for a query vector (the vector modes' side) and a parsed query text
+    /// (the keyword side; its phrases and exclusions hold in every mode, and a product
+    /// id typed as the whole query puts that product first).
+    pub fn rank_query(
+        &self,
+        vector: Option<&[f32]>,
+        text: Option<&ParsedQuery>,
+        ranking: &Ranking,
+        exclude: &[&str],
+    ) -> Result<Vec<Hit>> {
         let pool = if ranking.diversify == Diversify::None {
             ranking.k
         } else {
@@ -239,19 +347,144 @@ impl<'a> Searcher<'a> {
         if !ranking.filter.is_empty() {
             ranking.filter.check(&*self.store.facets()?)?;
         }
+        ranking.fusion.check()?;
+        ranking.diversify.check()?;
+        let meta = self.store.meta();
+        let vector_mode = ranking.vector_mode(meta);
         let candidates = Candidates {
             exclude,
-            with_image_only: ranking.mode == Mode::Image,
+            with_image_only: vector_mode == Some(Mode::Image),
             filter: (!ranking.filter.is_empty()).then_some(&ranking.filter),
             method: ranking.method,
             ef_search: ranking.ef_search,
         };
-        let space = ranking.space()?;
+        let keywords = text.map(|t| &t.keywords);
+        let uses_keywords = matches!(ranking.mode, Mode::Keyword | Mode::Hybrid);
+        let text_index = match keywords {
+            Some(q) if uses_keywords || q.constrains() || ranking.boost > 0.0 => {
+                Some(self.store.text_index()?)
+            }
+            _ => None,
+        };
+        // Field values the query names: products with them are fetched too (a list
+        // filtered to them, so a photo of a brown bag with "black" reaches black bags
+        // beyond the brown ones) and boosted.
+        let named: BTreeMap<String, Vec<String>> = match (keywords, &text_index) {
+            (Some(q), Some(index)) if ranking.boost > 0.0 => {
+                let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for u in index.understand(&q.words) {
+                    if !ranking.ignore.contains(&u.field) {
+                        named.entry(u.field).or_default().push(u.value);
+                    }
+                }
+                named
+            }
+            _ => BTreeMap::new(),
+        };
+        let boosted_filter = Filter {
+            clauses: ranking
+                .filter
+                .clauses
+                .iter()
+                .cloned()
+                .chain(named.iter().map(|(field, values)| Clause {
+                    field: field.clone(),
+                    test: Test::AnyOf(values.clone()),
+                }))
+                .collect(),
+        };
+        let boosted = Candidates {
+            filter: Some(&boosted_filter),
+            ..candidates
+        };
+        let lists: &[&Candidates] = if named.is_empty() {
+            &[&candidates]
+        } else {
+            &[&candidates, &boosted]
+        };
+        // Hybrid looks deeper than it returns: a product far down one list may be high
+        // in the other.
+        let depth = match ranking.mode {
+            Mode::Hybrid => (2 * pool).max(fusion::DEPTH),
+            _ => pool,
+        };
+        let keyword_hits = match (ranking.mode, keywords, &text_index) {
+            (Mode::Keyword | Mode::Hybrid, Some(q), Some(index)) => Some(union(
+                lists.iter().map(|c| index.search(q, depth, c)).collect(),
+            )),
+            (Mode::Keyword, ..) => bail!("keyword mode needs a query text"),
+            _ => None,
+        };
+        let vector_hits = match vector_mode {
+            Some(mode) => {
+                let query = vector
+                    .ok_or_else(|| anyhow::anyhow!("{} mode needs a query vector", mode.name()))?;
+                let held = match (keywords, &text_index) {
+                    (Some(q), Some(index)) if q.constrains() => Some(index.admits_all(q)),
+                    _ => None,
+                };
+                let admits = held.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
+                let space = ranking.space(mode)?;
+                let mut found = Vec::new();
+                for c in lists {
+                    found.push(self.vector_hits(space, query, depth, c, admits)?);
+                }
+                Some(union(found))
+            }
+            None => None,
+        };
+        let mut hits = match (keyword_hits, vector_hits) {
+            (Some(k), Some(v)) => ranking.fusion.fuse(&k, &v),
+            (Some(h), None) | (None, Some(h)) => h,
+            (None, None) => Vec::new(),
+        };
+        if let (false, Some(index)) = (named.is_empty(), &text_index) {
+            for h in &mut hits {
+                h.score += h.score.abs() * ranking.boost * index.agreement(&h.id, &named);
+            }
+            sort_by_score_then_id(&mut hits);
+        }
+        let mut hits = match ranking.diversify {
+            Diversify::None => hits,
+            method => {
+                ensure!(
+                    meta.kinds.contains(&VectorKind::Image),
+                    "diversification needs image vectors; this index has none"
+                );
+                let n = hits.len().min(diversify::POOL);
+                let ids: Vec<&str> = hits[..n].iter().map(|h| h.id.as_str()).collect();
+                let vectors: Vec<Vec<f32>> = self
+                    .store
+                    .vectors(VectorKind::Image, &ids)?
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| vec![0.0; meta.dim]))
+                    .collect();
+                method.apply(&hits, |i| vectors[i].as_slice())
+            }
+        };
+        if let Some(text) = text {
+            self.pin_product(&mut hits, &text.raw, &candidates)?;
+        }
+        hits.truncate(ranking.k);
+        Ok(hits)
+    }
+
+    /// The `depth` best products of a vector space among `candidates`, held to `admits`
+    /// (a query's phrases and exclusions): the store is asked for more until enough
+    /// pass or none are left, so exclusions never make a list short.
+    fn vector_hits(
+        &self,
+        space: Space,
+        query: &[f32],
+        depth: usize,
+        candidates: &Candidates,
+        admits: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Vec<Hit>> {
+        let meta = self.store.meta();
         let needed = match space {
             Space::Kind(kind) => vec![kind],
             Space::Blend { .. } => vec![VectorKind::Text, VectorKind::Image],
         };
-        let meta = self.store.meta();
         for kind in needed {
             ensure!(
                 meta.kinds.contains(&kind),
@@ -261,59 +494,117 @@ impl<'a> Searcher<'a> {
                 meta.catalog
             );
         }
-        let hits = self.store.top_k(space, query, pool, &candidates)?;
-        let mut hits = match ranking.diversify {
-            Diversify::None => hits,
-            method => {
-                ensure!(
-                    self.store.meta().kinds.contains(&VectorKind::Image),
-                    "diversification needs image vectors; this index has none"
-                );
-                let n = hits.len().min(diversify::POOL);
-                let ids: Vec<&str> = hits[..n].iter().map(|h| h.id.as_str()).collect();
-                let dim = self.store.meta().dim;
-                let vectors: Vec<Vec<f32>> = self
-                    .store
-                    .vectors(VectorKind::Image, &ids)?
-                    .into_iter()
-                    .map(|v| v.unwrap_or_else(|| vec![0.0; dim]))
-                    .collect();
-                method.apply(&hits, |i| vectors[i].as_slice())
-            }
+        let Some(admits) = admits else {
+            return self.store.top_k(space, query, depth, candidates);
         };
-        hits.truncate(ranking.k);
-        Ok(hits)
+        let mut asked = depth.saturating_mul(4).max(1);
+        loop {
+            let hits = self.store.top_k(space, query, asked, candidates)?;
+            let exhausted = hits.len() < asked || asked >= self.store.len();
+            let mut kept: Vec<Hit> = hits.into_iter().filter(|h| admits(&h.id)).collect();
+            if kept.len() >= depth || exhausted {
+                kept.truncate(depth);
+                return Ok(kept);
+            }
+            asked = asked.saturating_mul(8).min(self.store.len());
+        }
+    }
+
+    /// A product id (or code) typed as the whole query: that product first, if it may
+    /// be returned at all.
+    fn pin_product(&self, hits: &mut Vec<Hit>, raw: &str, candidates: &Candidates) -> Result<()> {
+        if raw.is_empty() || raw.contains(char::is_whitespace) {
+            return Ok(());
+        }
+        let Some(product) = self.store.product(raw)? else {
+            return Ok(());
+        };
+        if !candidates.admits(&product) {
+            return Ok(());
+        }
+        hits.retain(|h| h.id != raw);
+        let score = hits.first().map_or(1.0, |h| h.score);
+        hits.insert(
+            0,
+            Hit {
+                id: raw.to_string(),
+                score,
+            },
+        );
+        Ok(())
     }
 
     /// "More like this": the products closest to a stored product, by its own stored
-    /// vectors (no model needed), the product itself left out; filters and
-    /// diversification apply as in any search. `Ok(None)` when there is no such product.
+    /// vectors (no model needed; keyword and hybrid modes also match its title), the
+    /// product itself left out; filters and diversification apply as in any search.
+    /// `Ok(None)` when there is no such product.
     pub fn similar(&self, id: &str, ranking: &Ranking) -> Result<Option<Vec<ResultRow>>> {
-        // The product's own vectors; none for an unknown id (one lookup, no separate
-        // existence check).
+        let Some(product) = self.store.product(id)? else {
+            return Ok(None);
+        };
+        // The product's own vectors.
         let vector = |kind: VectorKind| -> Result<Option<Vec<f32>>> {
             Ok(self.store.vectors(kind, &[id])?.remove(0))
         };
-        let query = match ranking.space()? {
-            Space::Kind(kind) => vector(kind)?,
-            Space::Blend { alpha } => match (vector(VectorKind::Text)?, vector(VectorKind::Image)?)
-            {
-                (Some(t), Some(i)) => Some(fuse(&t, &i, alpha)),
-                _ => None,
+        let query = match ranking.vector_mode(self.store.meta()) {
+            None => None,
+            Some(mode) => match ranking.space(mode)? {
+                Space::Kind(kind) => vector(kind)?,
+                Space::Blend { alpha } => {
+                    match (vector(VectorKind::Text)?, vector(VectorKind::Image)?) {
+                        (Some(t), Some(i)) => Some(fuse(&t, &i, alpha)),
+                        _ => return Ok(None),
+                    }
+                }
             },
         };
-        let Some(query) = query else {
-            return Ok(None);
-        };
-        let hits = self.rank(&query, ranking, &[id])?;
+        // Keyword and hybrid modes also match the product's title (no operators, no id).
+        let title = matches!(ranking.mode, Mode::Keyword | Mode::Hybrid).then(|| ParsedQuery {
+            raw: String::new(),
+            keywords: TextQuery::words(&product.product.text),
+            embed_text: product.product.text.clone(),
+        });
+        let hits = self.rank_query(query.as_deref(), title.as_ref(), ranking, &[id])?;
         Ok(Some(self.rows(&hits)?))
     }
 
-    /// Query -> result rows for display.
+    /// Query -> result rows for display. The text is parsed for phrases, exclusions and
+    /// a product id ([`syntax`]); the model embeds it without those operators.
     pub fn search(&self, query: &Query, ranking: &Ranking) -> Result<Vec<ResultRow>> {
-        let vector = self.embed(query)?;
-        let hits = self.rank(&vector, ranking, &[])?;
+        let mut text = query.text.as_deref().map(syntax::parse);
+        if let (Mode::Hybrid, Some(t)) = (ranking.mode, &mut text) {
+            // A misspelling misleads the text tower too: embed the corrected words.
+            if let Some(corrected) = self.store.text_index()?.correct(&t.embed_text) {
+                t.embed_text = corrected;
+            }
+        }
+        let vector = match ranking.vector_mode(self.store.meta()) {
+            None => None,
+            Some(_) => Some(self.embed_parts(
+                text.as_ref().map(|t| t.embed_text.as_str()),
+                query.image.as_ref(),
+                query.text_weight,
+            )?),
+        };
+        if ranking.mode == Mode::Keyword && query.image.is_some() {
+            bail!(
+                "keyword mode searches words only: search a photo in image, average or hybrid mode"
+            );
+        }
+        let hits = self.rank_query(vector.as_deref(), text.as_ref(), ranking, &[])?;
         self.rows(&hits)
+    }
+
+    /// What the words of a query text name in this catalogue (field values, boosted
+    /// unless the ranking ignores their field), for the response's removable chips.
+    pub fn understand(&self, text: &str, ranking: &Ranking) -> Result<Vec<Understood>> {
+        if ranking.boost <= 0.0 || text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let parsed = syntax::parse(text);
+        let mut found = self.store.text_index()?.understand(&parsed.keywords.words);
+        found.retain(|u| !ranking.ignore.contains(&u.field));
+        Ok(found)
     }
 
     /// Hits -> rows with the products' fields (a product deleted meanwhile is skipped).

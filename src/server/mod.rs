@@ -97,15 +97,17 @@ struct AppState {
 pub struct SearchParams {
     /// The shopper's words (optional with a photo).
     q: Option<String>,
-    /// `description`, `image` or `average` (default: average where the index has
-    /// images, else description).
+    /// `description`, `image`, `average`, `keyword` or `hybrid` (default: average where
+    /// the index has images, else description).
     mode: Option<String>,
     /// Results wanted, 1..=200 (default 10).
     k: Option<usize>,
-    /// `none` (default), `kmeans` or `mmr`: visual diversification of the top 50.
+    /// `none` (default), `kmeans`, `mmr` or `dedup`: visual diversification of the top 50.
     diversify: Option<String>,
-    /// MMR's relevance weight (default 0.7).
+    /// MMR's relevance weight (default 0.8).
     lambda: Option<f32>,
+    /// Dedup's near-duplicate threshold, image cosine (default 0.97).
+    threshold: Option<f32>,
     /// Average mode: the products' text weight (default 0.5, the stored average).
     alpha: Option<f32>,
     /// Text and photo together: the text's weight in the query (default 0.5).
@@ -114,6 +116,15 @@ pub struct SearchParams {
     method: Option<String>,
     /// Candidates explored per graph search.
     ef: Option<usize>,
+    /// Hybrid mode: `rrf` or `blend` (default: the setting chosen on the train split).
+    fusion: Option<String>,
+    /// Hybrid mode: the keyword list's weight, 0..1.
+    keyword_weight: Option<f32>,
+    /// How much more products with the field values the words name score (0 = off;
+    /// default 0.2).
+    boost: Option<f32>,
+    /// Comma-separated fields whose named values are not boosted (removed chips).
+    ignore: Option<String>,
     /// Every `filter=` of the query string (repeatable, so read from the raw query).
     #[serde(skip)]
     filters: Vec<String>,
@@ -134,6 +145,8 @@ struct SearchResponse {
     took_ms: f64,
     mode: Mode,
     diversify: String,
+    /// Query words understood as field values (boosted): the page's removable chips.
+    understood: Vec<crate::store::text_index::Understood>,
     hits: Vec<ResultRow>,
 }
 
@@ -282,11 +295,14 @@ impl SearchParams {
                 seed: 0,
             },
             "mmr" => Diversify::Mmr {
-                lambda: self.lambda.unwrap_or(0.7),
+                lambda: self.lambda.unwrap_or(diversify::MMR_LAMBDA),
+            },
+            "dedup" => Diversify::Dedup {
+                threshold: self.threshold.unwrap_or(diversify::DEDUP_THRESHOLD),
             },
             other => {
                 return Err(bad_request(format!(
-                    "unknown diversify {other:?}: use none, kmeans or mmr"
+                    "unknown diversify {other:?}: use none, kmeans, mmr or dedup"
                 )))
             }
         };
@@ -314,6 +330,19 @@ impl SearchParams {
         ranking.filter = filter;
         ranking.method = method;
         ranking.ef_search = self.ef;
+        ranking.fusion = crate::search::Fusion::parse(self.fusion.as_deref(), self.keyword_weight)
+            .map_err(|e| bad_request(e.to_string()))?;
+        ranking.boost =
+            crate::search::check_boost(self.boost).map_err(|e| bad_request(e.to_string()))?;
+        ranking.ignore = self
+            .ignore
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok(ranking)
     }
 }
@@ -346,10 +375,14 @@ fn run_search(
     let hits = searcher
         .search(&query, &ranking)
         .map_err(store_error(StatusCode::BAD_REQUEST))?;
+    let understood = searcher
+        .understand(query.text.as_deref().unwrap_or(""), &ranking)
+        .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
     Ok(SearchResponse {
         took_ms: started.elapsed().as_secs_f64() * 1e3,
         mode: ranking.mode,
         diversify: ranking.diversify.label(),
+        understood,
         hits,
     })
 }
@@ -462,6 +495,7 @@ async fn similar(
                 took_ms: started.elapsed().as_secs_f64() * 1e3,
                 mode: ranking.mode,
                 diversify: ranking.diversify.label(),
+                understood: Vec::new(),
                 hits,
             })),
             Ok(None) => Err(ApiError(

@@ -22,6 +22,7 @@ mod location;
 pub mod postgres;
 pub mod scan;
 mod snapshot;
+pub mod text_index;
 mod wal;
 
 pub use ann::{AnnMode, AnnParams, AnnPolicy, Method};
@@ -29,6 +30,7 @@ pub use embedded::{EmbeddedWriter, LiveStore};
 pub use filter::{Facets, Filter};
 pub use location::{Live, Location};
 pub use snapshot::Snapshot;
+pub use text_index::{TextIndex, TextQuery};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -243,6 +245,8 @@ pub trait Store: Send + Sync {
     fn products(&self) -> Result<Vec<StoredProduct>>;
     /// The fields products have and their common values (filters, the page's chips).
     fn facets(&self) -> Result<std::sync::Arc<Facets>>;
+    /// The full-text (BM25) index of the products, for keyword and hybrid search.
+    fn text_index(&self) -> Result<std::sync::Arc<TextIndex>>;
     fn info(&self) -> StoreInfo;
 }
 

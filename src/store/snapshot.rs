@@ -11,10 +11,10 @@ use rayon::prelude::*;
 use super::ann::{Graph, Method};
 use super::scan::{dot, sort_hits, top_k_by, RowHit};
 use super::wal::Op;
-use super::Facets;
 use super::{
     Candidates, Entry, Hit, Space, Store, StoreInfo, StoreMeta, StoredProduct, VectorKind,
 };
+use super::{Facets, TextIndex};
 
 /// Immutable rows: products and their vectors, one row-major matrix per kind.
 pub(crate) struct Segment {
@@ -212,6 +212,7 @@ pub struct Snapshot {
     live: usize,
     /// Computed on first use; a snapshot never changes, so neither do they.
     facets: OnceLock<Arc<Facets>>,
+    text_index: OnceLock<Arc<TextIndex>>,
 }
 
 impl Snapshot {
@@ -240,6 +241,7 @@ impl Snapshot {
             delta_alive: Vec::new(),
             live: n,
             facets: OnceLock::new(),
+            text_index: OnceLock::new(),
         }
     }
 
@@ -263,6 +265,7 @@ impl Snapshot {
             delta_alive: self.delta_alive.clone(),
             live: self.live,
             facets: OnceLock::new(),
+            text_index: OnceLock::new(),
         }
     }
 
@@ -309,6 +312,7 @@ impl Snapshot {
     /// Applies operations in order (entries were checked when the op was made).
     pub(crate) fn apply(&mut self, ops: &[Op]) {
         self.facets = OnceLock::new();
+        self.text_index = OnceLock::new();
         for op in ops {
             match op {
                 Op::Upsert(entries) => {
@@ -456,6 +460,16 @@ impl Store for Snapshot {
         Ok(self
             .facets
             .get_or_init(|| Arc::new(Facets::of(self.live_products())))
+            .clone())
+    }
+
+    fn text_index(&self) -> Result<Arc<TextIndex>> {
+        Ok(self
+            .text_index
+            .get_or_init(|| {
+                let products = self.live_products().cloned().collect();
+                Arc::new(TextIndex::build(products, Default::default()))
+            })
             .clone())
     }
 

@@ -21,7 +21,7 @@ use super::{table_for_catalog, Client, PgLocation, Pool};
 use crate::store::scan::dot;
 use crate::store::{
     sort_by_score_then_id, AnnPolicy, Candidates, Entry, Facets, Hit, Live, Method, Space, Store,
-    StoreInfo, StoreMeta, StoreWriter, StoredProduct, VectorKind,
+    StoreInfo, StoreMeta, StoreWriter, StoredProduct, TextIndex, VectorKind,
 };
 
 /// What readers cache between changes: refreshed when the table's change counter moves.
@@ -31,6 +31,8 @@ struct Cached {
     with_image: usize,
     /// Computed on first use (it reads every product), once per version.
     facets: OnceLock<Arc<Facets>>,
+    /// Built on first use from every product, once per version (like the facets).
+    text_index: OnceLock<Arc<TextIndex>>,
     ann: AnnPolicy,
     indexed: Vec<VectorKind>,
 }
@@ -71,6 +73,7 @@ impl PgStore {
                 len: 0,
                 with_image: 0,
                 facets: OnceLock::new(),
+                text_index: OnceLock::new(),
                 ann: record.ann,
                 indexed: Vec::new(),
             }))),
@@ -131,6 +134,7 @@ impl PgStore {
             len: counts.get::<_, i64>(0) as usize,
             with_image: counts.get::<_, i64>(1) as usize,
             facets: OnceLock::new(),
+            text_index: OnceLock::new(),
             ann,
             indexed,
         };
@@ -343,6 +347,18 @@ impl Store for PgStore {
         }
         let facets = Arc::new(Facets::from_counts(counts));
         Ok(cached.facets.get_or_init(|| facets).clone())
+    }
+
+    fn text_index(&self) -> Result<Arc<TextIndex>> {
+        let cached = self.cached();
+        if let Some(index) = cached.text_index.get() {
+            return Ok(index.clone());
+        }
+        // The products are read once per table version; PostgreSQL's own full-text
+        // search (tsvector) would keep the index in the table but ranks with its own
+        // ts_rank, not BM25, so both stores would answer keyword queries differently.
+        let index = Arc::new(TextIndex::build(self.products()?, Default::default()));
+        Ok(cached.text_index.get_or_init(|| index).clone())
     }
 
     fn info(&self) -> StoreInfo {
