@@ -1213,10 +1213,9 @@ fn keyword_and_hybrid_search_understand_typos_phrases_exclusions_and_ids() {
     // "sneekers" (one substitution) over the whole Myntra catalogue's titles: sneakers
     // (hundreds of titles), not "Sleeker" (one title) or the sweaters the text tower
     // alone finds for it. (This subset holds one sneaker and one Sleeker: a tie.)
-    let spec = CatalogSpec::from_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml"),
-    )
-    .unwrap();
+    let spec =
+        CatalogSpec::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml"))
+            .unwrap();
     let catalogue: Vec<vitrina::store::StoredProduct> = Catalog::load(&spec)
         .unwrap()
         .products

@@ -571,6 +571,19 @@ impl<'a> Searcher<'a> {
     /// Query -> result rows for display. The text is parsed for phrases, exclusions and
     /// a product id ([`syntax`]); the model embeds it without those operators.
     pub fn search(&self, query: &Query, ranking: &Ranking) -> Result<Vec<ResultRow>> {
+        // With a photo, the words modify the photo (boosts, phrases, exclusions) rather
+        // than rank on their own: a BM25 list for "in black" is every title with "in"
+        // or "black". Hybrid then ranks by its vector side.
+        let photo_ranking;
+        let ranking = if ranking.mode == Mode::Hybrid && query.image.is_some() {
+            photo_ranking = Ranking {
+                mode: Mode::default_vector_for(self.store.meta()),
+                ..ranking.clone()
+            };
+            &photo_ranking
+        } else {
+            ranking
+        };
         let mut text = query.text.as_deref().map(syntax::parse);
         if let (Mode::Hybrid, Some(t)) = (ranking.mode, &mut text) {
             // A misspelling misleads the text tower too: embed the corrected words.
