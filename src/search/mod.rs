@@ -230,6 +230,16 @@ impl Ranking {
     }
 }
 
+/// Whether boosting `plain` (a list asked for `depth` products, best first) already
+/// gives the final top `k`: the list holds every candidate (it came back short), or at
+/// least `k` of its products match every named value. A product below the list scores
+/// less than each of those, and a boost multiplies both by at most the same factor, so
+/// a second search for the matching products could not change the top k (exact for one
+/// list; for hybrid, which fuses ranks, a close approximation).
+fn boost_settled(plain: &[Hit], depth: usize, k: usize, agreement: impl Fn(&str) -> f32) -> bool {
+    plain.len() < depth || plain.iter().filter(|h| agreement(&h.id) >= 1.0).count() >= k
+}
+
 /// One list from several lists of the same scores (the same query over overlapping
 /// candidates): each product once, best first.
 fn union(lists: Vec<Vec<Hit>>) -> Vec<Hit> {
@@ -393,25 +403,41 @@ impl<'a> Searcher<'a> {
                 }))
                 .collect(),
         };
+        // An exact scan of the products with the named values: a graph walk under such a
+        // selective filter visits most of the graph before it finds k (measured: 185 ms
+        // a query at 44k products, against ~10 ms for the scan).
         let boosted = Candidates {
             filter: Some(&boosted_filter),
+            method: Method::Exact,
             ..candidates
         };
-        let lists: &[&Candidates] = if named.is_empty() {
-            &[&candidates]
-        } else {
-            &[&candidates, &boosted]
-        };
         // Hybrid looks deeper than it returns: a product far down one list may be high
-        // in the other.
+        // in the other. So does a boosted query: a deeper plain list usually holds enough
+        // products with the named values to make the second, filtered search needless
+        // (below), and a deeper scan costs about the same.
         let depth = match ranking.mode {
             Mode::Hybrid => (2 * pool).max(fusion::DEPTH),
+            _ if !named.is_empty() => pool.max(fusion::DEPTH),
             _ => pool,
         };
+        // The list of products with the named values is needed only when one of them
+        // could outscore, once boosted, what the plain list already holds.
+        // (Always settled when no value is named.)
+        let settled = |plain: &[Hit]| match &text_index {
+            Some(index) if !named.is_empty() => {
+                boost_settled(plain, depth, pool, |id| index.agreement(id, &named))
+            }
+            _ => true,
+        };
         let keyword_hits = match (ranking.mode, keywords, &text_index) {
-            (Mode::Keyword | Mode::Hybrid, Some(q), Some(index)) => Some(union(
-                lists.iter().map(|c| index.search(q, depth, c)).collect(),
-            )),
+            (Mode::Keyword | Mode::Hybrid, Some(q), Some(index)) => {
+                let plain = index.search(q, depth, &candidates);
+                Some(if settled(&plain) {
+                    plain
+                } else {
+                    union(vec![plain, index.search(q, depth, &boosted)])
+                })
+            }
             (Mode::Keyword, ..) => bail!("keyword mode needs a query text"),
             _ => None,
         };
@@ -425,11 +451,13 @@ impl<'a> Searcher<'a> {
                 };
                 let admits = held.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
                 let space = ranking.space(mode)?;
-                let mut found = Vec::new();
-                for c in lists {
-                    found.push(self.vector_hits(space, query, depth, c, admits)?);
-                }
-                Some(union(found))
+                let plain = self.vector_hits(space, query, depth, &candidates, admits)?;
+                Some(if settled(&plain) {
+                    plain
+                } else {
+                    let more = self.vector_hits(space, query, depth, &boosted, admits)?;
+                    union(vec![plain, more])
+                })
             }
             None => None,
         };
