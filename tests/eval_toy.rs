@@ -133,7 +133,13 @@ fn precision_at_k_matches_hand_computed_answers() {
         .find(|m| m.method.starts_with("hybrid") && m.diversify == "none")
         .unwrap();
     assert!(close(hybrid.broad[&10], 0.9), "{hybrid:?}");
-    // MMR with lambda = 1 is the plain ranking.
+    // Photo queries: a photo finds its own category's photos (all point at the next
+    // category alike), and the next category's texts.
+    assert_eq!(report.photo_queries.len(), 3);
+    let photo = |name: &str| method(&report.photo_queries, name);
+    assert!(close(photo("photo -> image").broad[&10], 0.9));
+    assert!(close(photo("photo -> description").broad[&10], 0.0));
+        // MMR with lambda = 1 is the plain ranking.
     let mmr = method(&report.methods, "description+mmr(1)");
     assert_eq!(mmr.broad, description.broad);
     assert_eq!(mmr.fine, description.fine);
