@@ -139,7 +139,7 @@ fn precision_at_k_matches_hand_computed_answers() {
     let photo = |name: &str| method(&report.photo_queries, name);
     assert!(close(photo("photo -> image").broad[&10], 0.9));
     assert!(close(photo("photo -> description").broad[&10], 0.0));
-        // MMR with lambda = 1 is the plain ranking.
+    // MMR with lambda = 1 is the plain ranking.
     let mmr = method(&report.methods, "description+mmr(1)");
     assert_eq!(mmr.broad, description.broad);
     assert_eq!(mmr.fine, description.fine);

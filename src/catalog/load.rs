@@ -29,6 +29,31 @@ pub struct Product {
     pub image: Option<PathBuf>,
 }
 
+impl Product {
+    /// A field's value by name: `broad`, `fine`, or an attribute (filters, boosts).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "broad" => self.broad.as_deref(),
+            "fine" => self.fine.as_deref(),
+            attribute => self.attributes.get(attribute).map(String::as_str),
+        }
+    }
+
+    /// Every field the product has a value for, as (name, value): broad, fine, then the
+    /// attributes (facets, the keyword index).
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        let named = [("broad", &self.broad), ("fine", &self.fine)];
+        named
+            .into_iter()
+            .filter_map(|(name, v)| Some((name, v.as_deref()?)))
+            .chain(
+                self.attributes
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+    }
+}
+
 /// Longest text kept, in characters. The text towers read at most a few hundred tokens
 /// (MiniLM: 256, about 1,000 characters); a longer text only costs tokenizer time (a 1 MB
 /// title took 25 s) and storage. Cut texts are counted and reported.

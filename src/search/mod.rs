@@ -230,6 +230,21 @@ impl Ranking {
     }
 }
 
+/// The field values the words name that `ranking` boosts (none with boost 0, none of an
+/// ignored field).
+fn boosted_values(
+    index: &crate::store::TextIndex,
+    words: &str,
+    ranking: &Ranking,
+) -> Vec<Understood> {
+    if ranking.boost <= 0.0 {
+        return Vec::new();
+    }
+    let mut found = index.understand(words);
+    found.retain(|u| !ranking.ignore.contains(&u.field));
+    found
+}
+
 /// Whether boosting `plain` (a list asked for `depth` products, best first) already
 /// gives the final top `k`: the list holds every candidate (it came back short), or at
 /// least `k` of its products match every named value. A product below the list scores
@@ -379,18 +394,12 @@ impl<'a> Searcher<'a> {
         // Field values the query names: products with them are fetched too (a list
         // filtered to them, so a photo of a brown bag with "black" reaches black bags
         // beyond the brown ones) and boosted.
-        let named: BTreeMap<String, Vec<String>> = match (keywords, &text_index) {
-            (Some(q), Some(index)) if ranking.boost > 0.0 => {
-                let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                for u in index.understand(&q.words) {
-                    if !ranking.ignore.contains(&u.field) {
-                        named.entry(u.field).or_default().push(u.value);
-                    }
-                }
-                named
+        let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let (Some(q), Some(index)) = (keywords, &text_index) {
+            for u in boosted_values(index, &q.words, ranking) {
+                named.entry(u.field).or_default().push(u.value);
             }
-            _ => BTreeMap::new(),
-        };
+        }
         let boosted_filter = Filter {
             clauses: ranking
                 .filter
@@ -643,9 +652,8 @@ impl<'a> Searcher<'a> {
             return Ok(Vec::new());
         }
         let parsed = syntax::parse(text);
-        let mut found = self.store.text_index()?.understand(&parsed.keywords.words);
-        found.retain(|u| !ranking.ignore.contains(&u.field));
-        Ok(found)
+        let index = self.store.text_index()?;
+        Ok(boosted_values(&index, &parsed.keywords.words, ranking))
     }
 
     /// Hits -> rows with the products' fields (a product deleted meanwhile is skipped).

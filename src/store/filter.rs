@@ -109,21 +109,11 @@ impl Facets {
     pub fn of<'a>(products: impl Iterator<Item = &'a StoredProduct>) -> Facets {
         let mut counts: Counts = BTreeMap::new();
         for p in products {
-            let q = &p.product;
-            for (field, value) in [("broad", &q.broad), ("fine", &q.fine)] {
-                if let Some(v) = value {
-                    *counts
-                        .entry(field.into())
-                        .or_default()
-                        .entry(v.clone())
-                        .or_default() += 1;
-                }
-            }
-            for (k, v) in &q.attributes {
+            for (field, value) in p.product.fields() {
                 *counts
-                    .entry(k.clone())
+                    .entry(field.into())
                     .or_default()
-                    .entry(v.clone())
+                    .entry(value.into())
                     .or_default() += 1;
             }
         }
@@ -210,14 +200,9 @@ impl Filter {
 
     /// Whether a product passes every clause.
     pub fn matches(&self, p: &StoredProduct) -> bool {
-        self.clauses.iter().all(|c| {
-            let q = &p.product;
-            let value = match c.field.as_str() {
-                "broad" => q.broad.as_deref(),
-                "fine" => q.fine.as_deref(),
-                other => q.attributes.get(other).map(String::as_str),
-            };
-            match (&c.test, value) {
+        self.clauses
+            .iter()
+            .all(|c| match (&c.test, p.product.field(&c.field)) {
                 (Test::AnyOf(options), Some(v)) => {
                     options.iter().any(|o| o.eq_ignore_ascii_case(v.trim()))
                 }
@@ -230,8 +215,7 @@ impl Filter {
                     v.trim().parse::<f64>().is_ok_and(|x| op.holds(x, *bound))
                 }
                 (Test::Number(..), None) => false,
-            }
-        })
+            })
     }
 }
 

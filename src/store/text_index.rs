@@ -204,13 +204,8 @@ impl TextIndex {
                 .into_iter()
                 .map(&mut id_of)
                 .collect();
-            let values = p
-                .product
-                .broad
-                .iter()
-                .chain(&p.product.fine)
-                .chain(p.product.attributes.values());
-            let attributes: Vec<u32> = values.flat_map(|v| tokenize(v)).map(&mut id_of).collect();
+            let values = p.product.fields().map(|(_, value)| value);
+            let attributes: Vec<u32> = values.flat_map(tokenize).map(&mut id_of).collect();
             counts.clear();
             for &t in &title {
                 counts.entry(t).or_default().0 += 1;
@@ -236,17 +231,7 @@ impl TextIndex {
         }
         let mut distinct: BTreeSet<(&str, &str)> = BTreeSet::new();
         for p in &products {
-            let q = &p.product;
-            let named = [("broad", &q.broad), ("fine", &q.fine)];
-            for (field, value) in named
-                .into_iter()
-                .filter_map(|(f, v)| Some((f, v.as_deref()?)))
-            {
-                distinct.insert((field, value));
-            }
-            for (field, value) in &q.attributes {
-                distinct.insert((field, value));
-            }
+            distinct.extend(p.product.fields());
         }
         let mut values: Vec<FieldValue> = distinct
             .into_iter()
@@ -309,12 +294,8 @@ impl TextIndex {
         let matched = understood
             .iter()
             .filter(|(field, values)| {
-                let value = match field.as_str() {
-                    "broad" => q.broad.as_deref(),
-                    "fine" => q.fine.as_deref(),
-                    other => q.attributes.get(other).map(String::as_str),
-                };
-                value.is_some_and(|v| values.iter().any(|x| x == v))
+                q.field(field)
+                    .is_some_and(|v| values.iter().any(|x| x == v))
             })
             .count();
         matched as f32 / understood.len().max(1) as f32
