@@ -351,8 +351,26 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         .iter()
         .map(|&q| syntax::parse(&all[q].product.text))
         .collect();
-    let text_for =
-        |mode: Mode, j: usize| matches!(mode, Mode::Keyword | Mode::Hybrid).then(|| &parsed[j]);
+    // One ranking over every title query, by exact search (so the figures do not depend
+    // on a graph's build) within the evaluation's filter; `text`: with the parsed title.
+    let measure = |mut ranking: Ranking, text: bool| -> Result<Tally> {
+        ranking.filter = config.filter.clone();
+        ranking.method = crate::store::Method::Exact;
+        let mut tally = Tally::new();
+        for (j, &q) in queries.iter().enumerate() {
+            let started = Instant::now();
+            let hits = searcher.rank_query(
+                Some(&query_vectors[j]),
+                text.then(|| &parsed[j]),
+                &ranking,
+                &[query_ids[j]],
+            )?;
+            tally.seconds += started.elapsed().as_secs_f64();
+            tally.add(&products, &all[q], &hits)?;
+        }
+        Ok(tally)
+    };
+    let reads_text = |mode: Mode| matches!(mode, Mode::Keyword | Mode::Hybrid);
     let mut variants = vec![Diversify::None];
     if has_images {
         variants.extend(config.diversify.iter().copied());
@@ -367,21 +385,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         for diversify in variants {
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = *diversify;
-            ranking.filter = config.filter.clone();
-            // Exact search, so the figures do not depend on a graph's build.
-            ranking.method = crate::store::Method::Exact;
-            let mut tally = Tally::new();
-            for (j, &q) in queries.iter().enumerate() {
-                let started = Instant::now();
-                let hits = searcher.rank_query(
-                    Some(&query_vectors[j]),
-                    text_for(mode, j),
-                    &ranking,
-                    &[query_ids[j]],
-                )?;
-                tally.seconds += started.elapsed().as_secs_f64();
-                tally.add(&products, &all[q], &hits)?;
-            }
+            let tally = measure(ranking.clone(), reads_text(mode))?;
             let base = match mode {
                 Mode::Keyword => "keyword (BM25)".to_string(),
                 Mode::Hybrid => format!("hybrid {}", ranking.fusion.label()),
@@ -401,14 +405,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let alpha = step as f32 / 10.0;
             let mut ranking = Ranking::new(Mode::Average, 10);
             ranking.alpha = alpha;
-            ranking.filter = config.filter.clone();
-            // Exact search, so the figures do not depend on a graph's build.
-            ranking.method = crate::store::Method::Exact;
-            let mut tally = Tally::new();
-            for (j, &q) in queries.iter().enumerate() {
-                let hits = searcher.rank(&query_vectors[j], &ranking, &[query_ids[j]])?;
-                tally.add(&products, &all[q], &hits)?;
-            }
+            let tally = measure(ranking, false)?;
             let n = queries.len().max(1) as f64;
             alpha_sweep.push(AlphaPoint {
                 alpha,
@@ -473,19 +470,8 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
                 settings.push(ranking);
             }
         }
-        for mut ranking in settings {
-            ranking.filter = config.filter.clone();
-            ranking.method = crate::store::Method::Exact;
-            let mut tally = Tally::new();
-            for (j, &q) in queries.iter().enumerate() {
-                let hits = searcher.rank_query(
-                    Some(&query_vectors[j]),
-                    Some(&parsed[j]),
-                    &ranking,
-                    &[query_ids[j]],
-                )?;
-                tally.add(&products, &all[q], &hits)?;
-            }
+        for ranking in settings {
+            let tally = measure(ranking.clone(), true)?;
             let n = queries.len().max(1) as f64;
             fusion_sweep.push(FusionPoint {
                 mode: ranking.mode,
@@ -515,20 +501,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         for diversify in methods {
             let mut ranking = Ranking::new(mode, k_max);
             ranking.diversify = diversify;
-            ranking.filter = config.filter.clone();
-            ranking.method = crate::store::Method::Exact;
-            let mut tally = Tally::new();
-            for (j, &q) in queries.iter().enumerate() {
-                let started = Instant::now();
-                let hits = searcher.rank_query(
-                    Some(&query_vectors[j]),
-                    text_for(mode, j),
-                    &ranking,
-                    &[query_ids[j]],
-                )?;
-                tally.seconds += started.elapsed().as_secs_f64();
-                tally.add(&products, &all[q], &hits)?;
-            }
+            let tally = measure(ranking, reads_text(mode))?;
             let name = format!("{}+{}", mode.name(), diversify.label());
             diversity_curve.push(tally.finish(name, Some(mode), &diversify, queries.len(), true));
         }

@@ -19,10 +19,17 @@ const HEIGHT: u32 = 500;
 
 /// Writes `path` (PNG): precision@k per search type, broad and fine panels.
 pub fn plot_precision(report: &EvalReport, path: &Path) -> Result<()> {
+    save(path, |buffer| draw(report, buffer))
+}
+
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws into an RGB buffer of the plot's size and writes it to `path` as PNG.
+fn save(path: &Path, draw: impl FnOnce(&mut [u8]) -> Drawn) -> Result<()> {
     plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT)
         .map_err(|_| anyhow::anyhow!("the bundled plot font is invalid"))?;
     let mut buffer = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(report, &mut buffer).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+    draw(&mut buffer).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
     let img = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer).context("plot buffer size")?;
     img.save(path)
         .with_context(|| format!("cannot write {}", path.display()))
@@ -86,13 +93,7 @@ fn draw(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn std::error
 /// (broad and fine panels) against top-10 visual distance, one line per method family
 /// (k-means is one point), the undiversified ranking marked.
 pub fn plot_tradeoff(report: &EvalReport, path: &Path) -> Result<()> {
-    plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT)
-        .map_err(|_| anyhow::anyhow!("the bundled plot font is invalid"))?;
-    let mut buffer = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    draw_tradeoff(report, &mut buffer).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
-    let img = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer).context("plot buffer size")?;
-    img.save(path)
-        .with_context(|| format!("cannot write {}", path.display()))
+    save(path, |buffer| draw_tradeoff(report, buffer))
 }
 
 fn draw_tradeoff(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
