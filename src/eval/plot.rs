@@ -66,24 +66,11 @@ fn draw(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn std::error
             .label_style((FONT_NAME, 13))
             .draw()?;
         for (i, m) in methods.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
             let values = if fine { &m.fine } else { &m.broad };
             let points: Vec<(f64, f64)> = KS.iter().map(|&k| (k as f64, values[&k])).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-                .label(m.method.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            draw_line(&mut chart, &points, &m.method, i, 3)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT_NAME, 13))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
     root.present()?;
     Ok(())
@@ -138,25 +125,51 @@ fn draw_tradeoff(report: &EvalReport, buffer: &mut [u8]) -> Result<(), Box<dyn s
             .label_style((FONT_NAME, 13))
             .draw()?;
         for (i, (family, members)) in families.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
             let mut points: Vec<(f64, f64)> = members.iter().map(|m| (visual(m), p(m))).collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-                .label(family.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart.draw_series(points.iter().map(|&pt| Circle::new(pt, 4, color.filled())))?;
+            draw_line(&mut chart, &points, family, i, 4)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT_NAME, 13))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
     root.present()?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One labelled line with its points marked, in the palette's `i`-th colour.
+fn draw_line(
+    chart: &mut Chart,
+    points: &[(f64, f64)],
+    label: &str,
+    i: usize,
+    radius: u32,
+) -> Drawn {
+    let color = Palette99::pick(i).to_rgba();
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&p| Circle::new(p, radius, color.filled())),
+    )?;
+    Ok(())
+}
+
+/// The legend, lower left, as both plots draw it.
+fn draw_legend<'b>(chart: &mut Chart<'b, 'b>) -> Drawn {
+    chart
+        .configure_series_labels()
+        .label_font((FONT_NAME, 13))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()?;
     Ok(())
 }
