@@ -13,7 +13,7 @@ use vitrina::eval::{self, EvalConfig};
 use vitrina::indexing::{self, Report, SyncOptions};
 use vitrina::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
 use vitrina::store::{Location, Store, StoreMeta};
-use vitrina::train::{train_and_save, TrainConfig};
+use vitrina::train::{train_and_save, Augment, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -492,7 +492,7 @@ struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Name recorded in the card.
-    #[arg(long, default_value = "vitrina-lit-myntra-v1")]
+    #[arg(long, default_value = "vitrina-lit-myntra-v2")]
     name: String,
     /// Use at most this many products of each split (for quick runs).
     #[arg(long)]
@@ -505,6 +505,23 @@ struct TrainArgs {
     batch_size: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
+    /// Token width of each stage of the tower, comma-separated (e.g. 96,256).
+    #[arg(long, value_delimiter = ',')]
+    dims: Option<Vec<usize>>,
+    /// Residual blocks per stage, comma-separated, as many as --dims.
+    #[arg(long, value_delimiter = ',')]
+    depths: Option<Vec<usize>>,
+    /// Side of the first stage's square patches, pixels.
+    #[arg(long)]
+    patch: Option<usize>,
+    /// Title similarity above which two pairs of a batch are both positives (above 1:
+    /// plain one-positive CLIP).
+    #[arg(long)]
+    same_title: Option<f64>,
+    /// Train on the photos as they are, mirrored only (no crops, padding, rotation,
+    /// low resolution or JPEG).
+    #[arg(long)]
+    no_augment: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -983,6 +1000,21 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.epochs = args.epochs.unwrap_or(config.epochs);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
+    config.same_title = args.same_title.unwrap_or(config.same_title);
+    if args.no_augment {
+        config.augment = Augment::flip_only();
+    }
+    let tower = &mut config.tower;
+    tower.dims = args.dims.unwrap_or(tower.dims.clone());
+    tower.depths = args.depths.unwrap_or(tower.depths.clone());
+    tower.patch = args.patch.unwrap_or(tower.patch);
+    if tower.dims.len() != tower.depths.len() || tower.dims.is_empty() {
+        bail!(
+            "--dims and --depths must name the same number of stages (got {} and {})",
+            tower.dims.len(),
+            tower.depths.len()
+        );
+    }
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;
     let card = train_and_save(
         &catalog, args.split, args.limit, &config, &minilm, &args.name, &args.out,

@@ -66,8 +66,12 @@ pub fn train_and_save(
     let bar = progress_bar(0, "training");
     let trained = train(config, &pairs, &bar, |log: &EpochLog| {
         eprintln!(
-            "epoch {:>2}: loss {:.4}, temperature {:.4}, {:.0} images/s",
-            log.epoch, log.mean_loss, log.temperature, log.images_per_second
+            "epoch {:>2}: loss {:.4}, temperature {:.4}, {:.0} images/s, {:.2} positives per image",
+            log.epoch,
+            log.mean_loss,
+            log.temperature,
+            log.images_per_second,
+            log.positives_per_image
         );
     })?;
     let weights = tower_safetensors(&trained.vars)?;

@@ -3,10 +3,12 @@
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
+use image::RgbImage;
 use rayon::prelude::*;
 
+use super::Augment;
 use crate::catalog::Product;
-use crate::encoder::preprocess::{fit_on_white, load_product_image};
+use crate::encoder::preprocess::{fit_on_white, load_product_image, to_unit_range};
 use crate::encoder::TowerConfig;
 
 /// A product whose image could not be used, and why.
@@ -75,30 +77,33 @@ impl PairSet {
         self.product_index.is_empty()
     }
 
-    /// Pixels of pair `i` as the tower's [-1, 1] input, mirrored if `flip`.
-    fn pixels_f32(&self, i: usize, flip: bool, out: &mut Vec<f32>) {
-        let (h, w) = (self.height, self.width);
-        let img = &self.pixels[i * h * w * 3..(i + 1) * h * w * 3];
-        for y in 0..h {
-            for x in 0..w {
-                let sx = if flip { w - 1 - x } else { x };
-                let p = (y * w + sx) * 3;
-                out.extend(img[p..p + 3].iter().map(|&v| v as f32 / 127.5 - 1.0));
-            }
-        }
+    /// Pair `i`'s canvas as the catalogue gave it.
+    fn canvas(&self, i: usize) -> RgbImage {
+        let per = self.height * self.width * 3;
+        RgbImage::from_raw(
+            self.width as u32,
+            self.height as u32,
+            self.pixels[i * per..(i + 1) * per].to_vec(),
+        )
+        .expect("canvas size matches its buffer")
     }
 
-    /// One batch: (B, H, W, 3) pixels and (B, dim) text vectors.
+    /// One batch: (B, H, W, 3) pixels, each image augmented with its own seed (in
+    /// parallel, and still deterministic), and the (B, dim) text vectors.
     pub fn batch(
         &self,
         rows: &[usize],
-        flips: &[bool],
+        seeds: &[u64],
+        augment: &Augment,
         device: &Device,
     ) -> Result<(Tensor, Tensor)> {
-        let mut pixels = Vec::with_capacity(rows.len() * self.height * self.width * 3);
+        let pixels: Vec<f32> = rows
+            .par_iter()
+            .zip(seeds)
+            .flat_map_iter(|(&i, &seed)| to_unit_range(&augment.apply(&self.canvas(i), seed)))
+            .collect();
         let mut text = Vec::with_capacity(rows.len() * self.dim);
-        for (&i, &flip) in rows.iter().zip(flips) {
-            self.pixels_f32(i, flip, &mut pixels);
+        for &i in rows {
             text.extend_from_slice(&self.text[i * self.dim..(i + 1) * self.dim]);
         }
         let b = rows.len();
@@ -113,12 +118,10 @@ impl PairSet {
         &self.text
     }
 
-    /// All pixels of the set, unflipped, in the tower's input range.
+    /// All pixels of the set, unaugmented, in the tower's input range.
     pub fn all_pixels(&self) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.pixels.len());
-        for i in 0..self.len() {
-            self.pixels_f32(i, false, &mut out);
-        }
-        out
+        (0..self.len())
+            .flat_map(|i| to_unit_range(&self.canvas(i)))
+            .collect()
     }
 }

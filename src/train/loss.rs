@@ -1,19 +1,44 @@
-//! The CLIP contrastive loss (Radford et al. 2021): in a batch of matched pairs, each
-//! image must pick its own text out of all the batch's texts, and each text its image.
+//! The CLIP contrastive loss (Radford et al. 2021) with multi-positive targets: in a
+//! batch of matched pairs, each image must pick out its own text among the batch's
+//! texts, and each text its image; pairs whose titles say the same thing (a catalogue
+//! often sells "Puma Men Black T-shirt" many times over) are positives too, sharing the
+//! target mass, instead of negatives the loss would push apart.
 
 use anyhow::Result;
-use candle_core::{DType, Tensor};
-use candle_nn::loss::cross_entropy;
+use candle_core::{DType, Tensor, D};
+use candle_nn::ops::log_softmax;
 
-/// Symmetric cross-entropy over `scale * image . text^T`; rows are L2-normalised vectors
-/// and row i of each is a matched pair.
-pub fn clip_loss(image: &Tensor, text: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    let b = image.dim(0)?;
+/// Row-stochastic targets from the frozen text vectors: pair j is a positive for pair i
+/// when their titles' cosine similarity is at least `same_title` (always for j = i).
+/// A threshold above 1 gives the identity, CLIP's one-positive targets.
+pub fn multi_positive_targets(text: &Tensor, same_title: f64) -> Result<Tensor> {
+    let b = text.dim(0)?;
+    let sim = text.matmul(&text.t()?)?;
+    let positive = sim.ge(same_title)?.to_dtype(DType::F32)?;
+    let eye = Tensor::eye(b, DType::F32, text.device())?;
+    let positive = positive.maximum(&eye)?;
+    Ok(positive.broadcast_div(&positive.sum_keepdim(D::Minus1)?)?)
+}
+
+/// Symmetric soft cross-entropy over `scale * image . text^T`, rows L2-normalised, row i
+/// of each a matched pair; `targets` from [`multi_positive_targets`] (symmetric in which
+/// pairs are positives, so the text-to-image side uses the same rows).
+pub fn clip_loss(
+    image: &Tensor,
+    text: &Tensor,
+    scale: &Tensor,
+    targets: &Tensor,
+) -> Result<Tensor> {
+    let b = image.dim(0)? as f64;
     let logits = image.matmul(&text.t()?)?.broadcast_mul(scale)?;
-    let targets = Tensor::arange(0u32, b as u32, image.device())?;
-    let i2t = cross_entropy(&logits, &targets)?;
-    let t2i = cross_entropy(&logits.t()?.contiguous()?, &targets)?;
-    Ok(((i2t + t2i)? / 2.0)?.to_dtype(DType::F32)?)
+    let soft_ce = |logits: &Tensor| -> Result<Tensor> {
+        Ok((log_softmax(logits, D::Minus1)? * targets)?
+            .sum_all()?
+            .affine(-1.0 / b, 0.0)?)
+    };
+    let i2t = soft_ce(&logits)?;
+    let t2i = soft_ce(&logits.t()?.contiguous()?)?;
+    Ok(((i2t + t2i)? / 2.0)?)
 }
 
 #[cfg(test)]
@@ -27,28 +52,60 @@ mod tests {
         crate::encoder::l2_normalize(&t).unwrap()
     }
 
+    fn scalar(t: Tensor) -> f32 {
+        t.to_scalar::<f32>().unwrap()
+    }
+
     #[test]
     fn matched_pairs_score_lower_than_shuffled_pairs() {
         let text = unit_rows(&[[1., 0., 0.], [0., 1., 0.], [0., 0., 1.]]);
+        let one = multi_positive_targets(&text, 2.0).unwrap();
         let matched = unit_rows(&[[0.9, 0.1, 0.], [0.1, 0.9, 0.], [0., 0.1, 0.9]]);
         let shuffled = unit_rows(&[[0.1, 0.9, 0.], [0., 0.1, 0.9], [0.9, 0.1, 0.]]);
         let scale = Tensor::new(10f32, &Device::Cpu).unwrap();
-        let good = clip_loss(&matched, &text, &scale)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let bad = clip_loss(&shuffled, &text, &scale)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let good = scalar(clip_loss(&matched, &text, &scale, &one).unwrap());
+        let bad = scalar(clip_loss(&shuffled, &text, &scale, &one).unwrap());
         assert!(good < 0.1, "matched loss {good}");
         assert!(bad > 5.0, "shuffled loss {bad}");
         // With every logit equal the loss is exactly ln(batch).
         let zero = Tensor::new(0f32, &Device::Cpu).unwrap();
-        let flat = clip_loss(&matched, &text, &zero)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let flat = scalar(clip_loss(&matched, &text, &zero, &one).unwrap());
         assert!((flat - 3f32.ln()).abs() < 1e-5);
+    }
+
+    /// Two pairs have near-identical titles (cosine 0.95): with one-positive targets the
+    /// loss pushes their images apart; with multi-positive targets an image that sits
+    /// between both copies of its title is at the loss's minimum.
+    #[test]
+    fn near_duplicate_titles_are_positives_not_negatives() {
+        let text = unit_rows(&[[1., 0., 0.], [1., 0.33, 0.], [0., 0., 1.]]);
+        let multi = multi_positive_targets(&text, 0.9).unwrap();
+        let got = multi.to_vec2::<f32>().unwrap();
+        assert_eq!(got[0], [0.5, 0.5, 0.0]);
+        assert_eq!(got[1], [0.5, 0.5, 0.0]);
+        assert_eq!(got[2], [0.0, 0.0, 1.0]);
+        let one = multi_positive_targets(&text, 2.0).unwrap();
+        assert_eq!(one.to_vec2::<f32>().unwrap()[0], [1.0, 0.0, 0.0]);
+
+        // Images 0 and 1 both halfway between the two titles.
+        let image = unit_rows(&[[2., 0.33, 0.], [2., 0.33, 0.], [0., 0., 1.]]);
+        let scale = Tensor::new(20f32, &Device::Cpu).unwrap();
+        let loss_and_gradient = |targets: &Tensor| {
+            let var = candle_core::Var::from_tensor(&image).unwrap();
+            let loss = clip_loss(var.as_tensor(), &text, &scale, targets).unwrap();
+            let grads = loss.backward().unwrap();
+            let g = grads.get(&var).unwrap().to_vec2::<f32>().unwrap();
+            (scalar(loss), g[0].iter().map(|v| v * v).sum::<f32>().sqrt())
+        };
+        let (_, hard) = loss_and_gradient(&one);
+        let (soft_loss, soft) = loss_and_gradient(&multi);
+        assert!(hard > 0.5, "one-positive gradient {hard}");
+        assert!(
+            soft < 0.05 * hard,
+            "multi-positive gradient {soft} vs {hard}"
+        );
+        // The minimum: the targets' own entropy, ln 2 in 4 of the 6 rows.
+        let floor = 2.0 * 2f32.ln() / 3.0;
+        assert!((soft_loss - floor).abs() < 0.01, "{soft_loss} vs {floor}");
     }
 }

@@ -1,21 +1,24 @@
 //! Training the image tower with the LiT recipe (Zhai et al. 2022, "locked-image
 //! tuning", here with the text side locked): MiniLM's text vectors are fixed targets,
 //! and the image tower learns, with a CLIP contrastive loss, to put each product photo
-//! next to its own title and away from the other titles of the batch.
+//! next to its own title (and titles that say the same) and away from the batch's
+//! other titles. Photos are varied geometrically as shoppers' photos vary.
 //!
-//! Everything random (initial weights, batch order, flips) comes from one seeded
-//! ChaCha stream, and candle's CPU kernels are deterministic, so the same seed and data
-//! give the same weights.
+//! Everything random (initial weights, batch order, augmentation) comes from one
+//! seeded ChaCha stream, and candle's CPU kernels are deterministic, so the same seed
+//! and data give the same weights.
 
+mod augment;
 mod card;
 mod data;
 mod heldout;
 mod loss;
 
+pub use augment::Augment;
 pub use card::{train_and_save, ModelCard, CARD_FILE, WEIGHTS_FILE};
 pub use data::{PairSet, RejectedImage};
 pub use heldout::{held_out, HeldOut};
-pub use loss::clip_loss;
+pub use loss::{clip_loss, multi_positive_targets};
 
 use std::time::Instant;
 
@@ -42,9 +45,14 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Initial temperature of the contrastive loss (learned from there).
     pub init_temperature: f64,
-    /// Mirror images left-right at random. Colour is never altered: titles name
-    /// colours, and colour is what shoppers search by.
-    pub flip: bool,
+    /// How photos are varied (geometry only, never colour). Cards written before
+    /// augmentation existed read as mirroring only, the recipe they used.
+    #[serde(default = "Augment::flip_only")]
+    pub augment: Augment,
+    /// Title cosine similarity above which two pairs of a batch count as positives for
+    /// each other; above 1, every other pair is a negative (plain CLIP).
+    #[serde(default = "one_positive")]
+    pub same_title: f64,
     pub tower: TowerConfig,
 }
 
@@ -52,16 +60,21 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 0,
-            epochs: 10,
+            epochs: 16,
             batch_size: 256,
             lr: 2e-3,
             warmup_steps: 100,
             weight_decay: 0.05,
             init_temperature: 0.07,
-            flip: true,
+            augment: Augment::default(),
+            same_title: 0.85,
             tower: TowerConfig::default(),
         }
     }
+}
+
+fn one_positive() -> f64 {
+    2.0
 }
 
 /// The logit scale is clamped here, as in CLIP, so the loss cannot blow up.
@@ -74,6 +87,8 @@ pub struct EpochLog {
     pub mean_loss: f64,
     pub temperature: f64,
     pub images_per_second: f64,
+    /// Mean number of pairs in a batch each image counts as positive (1 = its own only).
+    pub positives_per_image: f64,
 }
 
 /// A trained tower: its variables and the log of the run.
@@ -169,15 +184,19 @@ pub fn train(
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let epoch_start = Instant::now();
-        let mut loss_sum = 0.0;
+        let (mut loss_sum, mut positives) = (0.0, 0.0);
         for chunk in order.chunks_exact(batch) {
-            let flips: Vec<bool> = chunk
-                .iter()
-                .map(|_| config.flip && rng.random_bool(0.5))
-                .collect();
-            let (pixels, text) = pairs.batch(chunk, &flips, &device)?;
+            let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
+            let (pixels, text) = pairs.batch(chunk, &seeds, &config.augment, &device)?;
+            let targets = multi_positive_targets(&text, config.same_title)?;
+            positives += targets
+                .gt(0f32)?
+                .to_dtype(DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()? as f64
+                / batch as f64;
             let image = net.forward(&pixels)?;
-            let loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?)?;
+            let loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
             let lr = learning_rate(config, step, total);
             opt.set_learning_rate(lr);
             scale_opt.set_learning_rate(lr);
@@ -200,6 +219,7 @@ pub fn train(
             temperature: (-logit_scale.as_tensor().to_scalar::<f32>()? as f64).exp(),
             images_per_second: (steps_per_epoch * batch) as f64
                 / epoch_start.elapsed().as_secs_f64(),
+            positives_per_image: positives / steps_per_epoch as f64,
         };
         on_epoch(&log);
         logs.push(log);
