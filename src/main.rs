@@ -11,7 +11,7 @@ use vitrina::encoder::preprocess::load_image;
 use vitrina::encoder::{minilm_dir, MiniLm, Model};
 use vitrina::eval::{self, EvalConfig};
 use vitrina::indexing::{self, Report, SyncOptions};
-use vitrina::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
+use vitrina::search::{diversify, Diversify, Mode, SearchRequest, Searcher};
 use vitrina::store::{Location, Store, StoreMeta};
 use vitrina::train::{train_and_save, Augment, TrainConfig};
 
@@ -215,14 +215,25 @@ struct ListArgs {
 }
 
 impl ListArgs {
-    fn apply(&self, ranking: &mut Ranking) -> Result<()> {
-        ranking.diversify = self.diversify.method(self.lambda, self.threshold, 0);
-        ranking.filter = vitrina::store::Filter::parse(&self.filters)?;
-        ranking.fusion =
-            vitrina::search::Fusion::parse(self.fusion.as_deref(), self.keyword_weight)?;
-        ranking.boost = vitrina::search::check_boost(self.boost)?;
-        ranking.ignore = self.ignore.clone();
-        Ok(())
+    /// The request these flags state (the server reads the same one from HTTP).
+    fn request(&self, mode: Option<Mode>, k: usize, offset: usize) -> SearchRequest {
+        SearchRequest {
+            mode: mode.map(|m| m.name().to_string()),
+            k: Some(k),
+            offset: Some(offset),
+            diversify: self
+                .diversify
+                .to_possible_value()
+                .map(|v| v.get_name().to_string()),
+            lambda: Some(self.lambda),
+            threshold: Some(self.threshold),
+            filters: self.filters.clone(),
+            fusion: self.fusion.clone(),
+            keyword_weight: self.keyword_weight,
+            boost: self.boost,
+            ignore: Some(self.ignore.join(",")),
+            ..SearchRequest::default()
+        }
     }
 }
 
@@ -451,6 +462,9 @@ struct SearchArgs {
     /// How many results (1..=200).
     #[arg(short, default_value_t = vitrina::search::DEFAULT_K)]
     k: usize,
+    /// Skip this many results (the next page: offset + k at most 1000).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -827,8 +841,10 @@ fn run_get(args: GetArgs) -> Result<()> {
 
 fn run_similar(args: SimilarArgs) -> Result<()> {
     let snapshot = args.index.open()?.current();
-    let mut ranking = Ranking::for_index(snapshot.meta(), args.mode, args.k)?;
-    args.list.apply(&mut ranking)?;
+    let ranking = args
+        .list
+        .request(args.mode, args.k, 0)
+        .ranking(snapshot.meta())?;
     let started = Instant::now();
     let Some(rows) = Searcher::stored_vectors_only(&*snapshot).similar(&args.id, &ranking)? else {
         bail!("product {:?} is not in {}", args.id, args.index);
@@ -918,24 +934,24 @@ fn run_search(args: SearchArgs) -> Result<()> {
     let snapshot = args.index.open()?.current();
     let model = args.model.load(Some(snapshot.meta()))?;
     let searcher = Searcher::new(&*snapshot, &model)?;
+    let request = SearchRequest {
+        q: args.query.clone(),
+        alpha: Some(args.alpha),
+        text_weight: Some(args.text_weight),
+        method: Some(
+            match (args.exact, args.ann) {
+                (true, _) => "exact",
+                (_, true) => "ann",
+                _ => "auto",
+            }
+            .to_string(),
+        ),
+        ef: args.ef,
+        ..args.list.request(args.mode, args.k, args.offset)
+    };
+    let ranking = request.ranking(snapshot.meta())?;
     let image = args.image.as_deref().map(load_image).transpose()?;
-    if args.query.is_none() && image.is_none() {
-        bail!("give a text query, --image PATH, or both");
-    }
-    let query = Query {
-        text: args.query.clone(),
-        image,
-        text_weight: args.text_weight,
-    };
-    let mut ranking = Ranking::for_index(snapshot.meta(), args.mode, args.k)?;
-    ranking.alpha = args.alpha;
-    args.list.apply(&mut ranking)?;
-    ranking.method = match (args.exact, args.ann) {
-        (true, _) => vitrina::store::Method::Exact,
-        (_, true) => vitrina::store::Method::Ann,
-        _ => vitrina::store::Method::Auto,
-    };
-    ranking.ef_search = args.ef;
+    let query = request.query(image)?;
     let started = Instant::now();
     let rows = searcher.search(&query, &ranking)?;
     let understood = searcher.understand(args.query.as_deref().unwrap_or(""), &ranking)?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{exchange, http, json_hits, vitrina, Server};
+use common::{exchange, http, http_with, json_hits, vitrina, Server};
 use std::sync::OnceLock;
 
 use vitrina::catalog::{Catalog, CatalogSpec, Split};
@@ -916,6 +916,64 @@ fn cli_and_server_share_defaults_and_limits() {
     let (status, body) = http(port, "GET", "/api/search?q=belt&k=0", b"");
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("k must be within 1..=200"));
+}
+
+#[test]
+fn pages_continue_the_same_list_in_the_cli_and_the_api() {
+    let dir = index_dir().to_str().unwrap().to_string();
+    let ids = |hits: &[serde_json::Value]| -> Vec<String> {
+        hits.iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cli = |extra: &[&str]| {
+        let mut args = vec!["search", "--index", &dir, "--json", "--diversify", "mmr"];
+        args.extend_from_slice(extra);
+        args.push("blue shirt");
+        json_hits(&vitrina(&args))
+    };
+    let whole = cli(&["-k", "30"]);
+    let second = cli(&["-k", "10", "--offset", "10"]);
+    assert_eq!(ids(&second), ids(&whole)[10..20]);
+    assert_eq!(second[0]["rank"], 11);
+    let (_server, port) = Server::start(&["--index", &dir]);
+    let page = |offset: usize| -> serde_json::Value {
+        let target = format!("/api/search?q=blue%20shirt&diversify=mmr&k=10&offset={offset}");
+        let (status, body) = http(port, "GET", &target, b"");
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    };
+    let (first, third) = (page(0), page(20));
+    assert_eq!(first["next_offset"], 10);
+    assert_eq!(ids(first["hits"].as_array().unwrap()), ids(&whole)[..10]);
+    assert_eq!(ids(third["hits"].as_array().unwrap()), ids(&whole)[20..30]);
+    assert_eq!(third["offset"], 20);
+    // The JSON body pages the same way; a page past the last product has no next.
+    let (_, body) = http_with(
+        port,
+        "POST",
+        "/api/search",
+        &["Content-Type: application/json"],
+        br#"{"q": "blue shirt", "diversify": "mmr", "k": 10, "offset": 10}"#,
+    );
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ids(r["hits"].as_array().unwrap()), ids(&second));
+    let (_, body) = http(
+        port,
+        "GET",
+        "/api/search?q=sunglasses&mode=keyword&k=100",
+        b"",
+    );
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let found = r["hits"].as_array().unwrap().len();
+    assert!(found > 0 && found < 100, "{found}");
+    assert!(r.get("next_offset").is_none(), "{r}");
+    // Too deep: the same error in both.
+    let (status, body) = http(port, "GET", "/api/search?q=belt&k=10&offset=995", b"");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("offset + k must be at most 1000"));
+    let deep = vitrina(&["search", "--index", &dir, "--offset", "995", "belt"]);
+    assert!(String::from_utf8_lossy(&deep.stderr).contains("offset + k must be at most 1000"));
 }
 
 /// Parses a float32 `.npy` matrix as `vitrina embed` writes it: (rows, dim, values).

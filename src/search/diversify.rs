@@ -45,6 +45,35 @@ pub enum Diversify {
 }
 
 impl Diversify {
+    /// A method by name (`none`, `kmeans`, `mmr`, `dedup`; empty is none) with its
+    /// parameter where given (else MMR's [`MMR_LAMBDA`], dedup's [`DEDUP_THRESHOLD`]),
+    /// checked as [`Diversify::check`] does.
+    pub fn parse(
+        name: &str,
+        lambda: Option<f32>,
+        threshold: Option<f32>,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let method = match name {
+            "none" | "" => Diversify::None,
+            "kmeans" => Diversify::KMeans {
+                clusters: CLUSTERS,
+                seed,
+            },
+            "mmr" => Diversify::Mmr {
+                lambda: lambda.unwrap_or(MMR_LAMBDA),
+            },
+            "dedup" => Diversify::Dedup {
+                threshold: threshold.unwrap_or(DEDUP_THRESHOLD),
+            },
+            other => {
+                anyhow::bail!("unknown diversify {other:?}: use none, kmeans, mmr or dedup")
+            }
+        };
+        method.check()?;
+        Ok(method)
+    }
+
     pub fn label(&self) -> String {
         match self {
             Diversify::None => "none".into(),

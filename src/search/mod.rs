@@ -4,6 +4,7 @@
 pub mod diversify;
 pub mod fusion;
 pub mod keyword;
+pub mod request;
 pub mod syntax;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 pub use diversify::Diversify;
 pub use fusion::{Fusion, FusionMethod};
+pub use request::SearchRequest;
 pub use syntax::ParsedQuery;
 
 use crate::encoder::{fuse, Model};
@@ -145,6 +147,9 @@ pub struct ResultRow {
 pub struct Ranking {
     pub mode: Mode,
     pub k: usize,
+    /// Results skipped before the k returned (the next page of the same list: the
+    /// list is ranked `offset + k` deep and its head dropped).
+    pub offset: usize,
     /// Text weight of the product-side fusion in `average` mode; 0.5 is the stored
     /// average vector (the reference's equal weights).
     pub alpha: f32,
@@ -186,6 +191,7 @@ impl Ranking {
         Ranking {
             mode,
             k,
+            offset: 0,
             alpha: 0.5,
             diversify: Diversify::None,
             filter: Filter::default(),
@@ -364,6 +370,16 @@ impl<'a> Searcher<'a> {
         ranking: &Ranking,
         exclude: &[&str],
     ) -> Result<Vec<Hit>> {
+        if ranking.offset > 0 {
+            let whole = Ranking {
+                k: ranking.offset + ranking.k,
+                offset: 0,
+                ..ranking.clone()
+            };
+            let mut hits = self.rank_query(vector, text, &whole, exclude)?;
+            hits.drain(..ranking.offset.min(hits.len()));
+            return Ok(hits);
+        }
         let pool = if ranking.diversify == Diversify::None {
             ranking.k
         } else {
@@ -602,7 +618,7 @@ impl<'a> Searcher<'a> {
             embed_text: product.product.text.clone(),
         });
         let hits = self.rank_query(query.as_deref(), title.as_ref(), ranking, &[id])?;
-        Ok(Some(self.rows(&hits)?))
+        Ok(Some(self.rows(&hits, ranking.offset)?))
     }
 
     /// Query -> result rows for display. The text is parsed for phrases, exclusions and
@@ -642,7 +658,7 @@ impl<'a> Searcher<'a> {
             );
         }
         let hits = self.rank_query(vector.as_deref(), text.as_ref(), ranking, &[])?;
-        self.rows(&hits)
+        self.rows(&hits, ranking.offset)
     }
 
     /// What the words of a query text name in this catalogue (field values, boosted
@@ -656,15 +672,16 @@ impl<'a> Searcher<'a> {
         Ok(boosted_values(&index, &parsed.keywords.words, ranking))
     }
 
-    /// Hits -> rows with the products' fields (a product deleted meanwhile is skipped).
-    pub fn rows(&self, hits: &[Hit]) -> Result<Vec<ResultRow>> {
+    /// Hits -> rows with the products' fields (a product deleted meanwhile is skipped),
+    /// ranked from `offset + 1`.
+    pub fn rows(&self, hits: &[Hit], offset: usize) -> Result<Vec<ResultRow>> {
         let mut rows = Vec::with_capacity(hits.len());
         for hit in hits {
             let Some(p) = self.store.product(&hit.id)? else {
                 continue;
             };
             rows.push(ResultRow {
-                rank: rows.len() + 1,
+                rank: offset + rows.len() + 1,
                 score: hit.score,
                 id: p.product.id,
                 title: p.product.text,

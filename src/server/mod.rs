@@ -37,7 +37,7 @@ use crate::catalog::ProductInput;
 use crate::encoder::preprocess::decode_image;
 use crate::encoder::Model;
 use crate::indexing::{embed_entries, vector_hash, Report};
-use crate::search::{diversify, Diversify, Mode, Query, Ranking, ResultRow, Searcher};
+use crate::search::{Mode, Ranking, ResultRow, SearchRequest, Searcher};
 use crate::store::{Live, StoreWriter, Unavailable};
 
 mod connections;
@@ -91,53 +91,13 @@ struct AppState {
     image_queries: Arc<tokio::sync::Semaphore>,
 }
 
-/// Search parameters shared by the GET and POST forms.
-#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
-#[into_params(parameter_in = Query)]
-pub struct SearchParams {
-    /// The shopper's words (optional with a photo).
-    q: Option<String>,
-    /// `description`, `image`, `average`, `keyword` or `hybrid` (default: average where
-    /// the index has images, else description).
-    mode: Option<String>,
-    /// Results wanted, 1..=200 (default 10).
-    k: Option<usize>,
-    /// `none` (default), `kmeans`, `mmr` or `dedup`: visual diversification of the top 50.
-    diversify: Option<String>,
-    /// MMR's relevance weight (default 0.8).
-    lambda: Option<f32>,
-    /// Dedup's near-duplicate threshold, image cosine (default 0.97).
-    threshold: Option<f32>,
-    /// Average mode: the products' text weight (default 0.5, the stored average).
-    alpha: Option<f32>,
-    /// Text and photo together: the text's weight in the query (default 0.5).
-    text_weight: Option<f32>,
-    /// `auto` (the graph where the index has one), `exact` or `ann`.
-    method: Option<String>,
-    /// Candidates explored per graph search.
-    ef: Option<usize>,
-    /// Hybrid mode: `rrf` or `blend` (default: the setting chosen on the train split).
-    fusion: Option<String>,
-    /// Hybrid mode: the keyword list's weight, 0..1.
-    keyword_weight: Option<f32>,
-    /// How much more products with the field values the words name score (0 = off;
-    /// default 0.2).
-    boost: Option<f32>,
-    /// Comma-separated fields whose named values are not boosted (removed chips).
-    ignore: Option<String>,
-    /// Every `filter=` of the query string (repeatable, so read from the raw query).
-    #[serde(skip)]
-    filters: Vec<String>,
-}
-
-impl SearchParams {
-    fn with_filters(mut self, raw: Option<String>) -> Self {
-        self.filters = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .filter(|(k, _)| k == "filter")
-            .map(|(_, v)| v.into_owned())
-            .collect();
-        self
-    }
+/// Every `filter=` of the query string (repeatable, so read from the raw query).
+fn with_filters(mut request: SearchRequest, raw: Option<String>) -> SearchRequest {
+    request.filters = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "filter")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    request
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -147,7 +107,31 @@ struct SearchResponse {
     diversify: String,
     /// Query words understood as field values (boosted): the page's removable chips.
     understood: Vec<crate::store::text_index::Understood>,
+    /// Results skipped before these (the request's offset).
+    offset: usize,
+    /// The offset of the next page ("load more"); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<usize>,
     hits: Vec<ResultRow>,
+}
+
+impl SearchResponse {
+    fn new(
+        started: Instant,
+        ranking: &Ranking,
+        understood: Vec<crate::store::text_index::Understood>,
+        hits: Vec<ResultRow>,
+    ) -> Self {
+        SearchResponse {
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+            mode: ranking.mode,
+            diversify: ranking.diversify.label(),
+            understood,
+            offset: ranking.offset,
+            next_offset: SearchRequest::next_offset(ranking, hits.len()),
+            hits,
+        }
+    }
 }
 
 /// An error as a JSON body with the right status. Every 4xx and 5xx has one shape,
@@ -253,6 +237,11 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// A request the library refused (a parameter out of range, an unknown name): 400.
+fn user_error(e: anyhow::Error) -> ApiError {
+    bad_request(format!("{e:#}"))
+}
+
 /// A store error: 503 when the store cannot be reached right now (a database down or
 /// restarting; the client may retry), else `otherwise`.
 fn store_error(otherwise: StatusCode) -> impl Fn(anyhow::Error) -> ApiError {
@@ -275,101 +264,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-impl SearchParams {
-    /// The ranking asked for; unset parameters take the defaults the CLI uses too, the
-    /// mode from the index being searched (`meta`).
-    fn ranking(&self, meta: &crate::store::StoreMeta) -> Result<Ranking, ApiError> {
-        let mode = self
-            .mode
-            .as_deref()
-            .map(Mode::parse)
-            .transpose()
-            .map_err(|e| bad_request(e.to_string()))?;
-        let mut ranking =
-            Ranking::for_index(meta, mode, self.k.unwrap_or(crate::search::DEFAULT_K))
-                .map_err(|e| bad_request(e.to_string()))?;
-        let diversify = match self.diversify.as_deref().unwrap_or("none") {
-            "none" | "" => Diversify::None,
-            "kmeans" => Diversify::KMeans {
-                clusters: diversify::CLUSTERS,
-                seed: 0,
-            },
-            "mmr" => Diversify::Mmr {
-                lambda: self.lambda.unwrap_or(diversify::MMR_LAMBDA),
-            },
-            "dedup" => Diversify::Dedup {
-                threshold: self.threshold.unwrap_or(diversify::DEDUP_THRESHOLD),
-            },
-            other => {
-                return Err(bad_request(format!(
-                    "unknown diversify {other:?}: use none, kmeans, mmr or dedup"
-                )))
-            }
-        };
-        let alpha = self.alpha.unwrap_or(0.5);
-        if !(0.0..=1.0).contains(&alpha) {
-            return Err(bad_request("alpha must be within 0..1"));
-        }
-        let filter = crate::store::Filter::parse(&self.filters)
-            .map_err(|e| bad_request(format!("{e:#}")))?;
-        let method = match self.method.as_deref().unwrap_or("auto") {
-            "auto" | "" => crate::store::Method::Auto,
-            "exact" => crate::store::Method::Exact,
-            "ann" => crate::store::Method::Ann,
-            other => {
-                return Err(bad_request(format!(
-                    "unknown method {other:?}: use auto, exact or ann"
-                )))
-            }
-        };
-        if self.ef.is_some_and(|ef| ef == 0 || ef > 10_000) {
-            return Err(bad_request("ef must be within 1..=10000"));
-        }
-        ranking.alpha = alpha;
-        ranking.diversify = diversify;
-        ranking.filter = filter;
-        ranking.method = method;
-        ranking.ef_search = self.ef;
-        ranking.fusion = crate::search::Fusion::parse(self.fusion.as_deref(), self.keyword_weight)
-            .map_err(|e| bad_request(e.to_string()))?;
-        ranking.boost =
-            crate::search::check_boost(self.boost).map_err(|e| bad_request(e.to_string()))?;
-        ranking.ignore = self
-            .ignore
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(ranking)
-    }
-}
-
 fn run_search(
     state: &AppState,
-    params: &SearchParams,
+    params: &SearchRequest,
     image: Option<Bytes>,
 ) -> Result<SearchResponse, ApiError> {
     let started = Instant::now();
     let snapshot = state.store.current();
-    let ranking = params.ranking(snapshot.meta())?;
+    let ranking = params.ranking(snapshot.meta()).map_err(user_error)?;
     let image = match image {
         Some(bytes) if !bytes.is_empty() => Some(decode_image(&bytes).map_err(image_error)?),
         _ => None,
     };
-    let text = params.q.clone().filter(|q| !q.trim().is_empty());
-    if text.is_none() && image.is_none() {
-        return Err(bad_request(
-            "give a text query (q) or an image (request body)",
-        ));
-    }
-    let query = Query {
-        text,
-        image,
-        text_weight: params.text_weight.unwrap_or(0.5),
-    };
+    let query = params.query(image).map_err(user_error)?;
     let searcher = Searcher::new(&*snapshot, &state.model)
         .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
     let hits = searcher
@@ -378,18 +285,12 @@ fn run_search(
     let understood = searcher
         .understand(query.text.as_deref().unwrap_or(""), &ranking)
         .map_err(store_error(StatusCode::INTERNAL_SERVER_ERROR))?;
-    Ok(SearchResponse {
-        took_ms: started.elapsed().as_secs_f64() * 1e3,
-        mode: ranking.mode,
-        diversify: ranking.diversify.label(),
-        understood,
-        hits,
-    })
+    Ok(SearchResponse::new(started, &ranking, understood, hits))
 }
 
 async fn blocking_search(
     state: Arc<AppState>,
-    params: SearchParams,
+    params: SearchRequest,
     image: Option<Bytes>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let wait = state.options.queue_wait;
@@ -404,16 +305,16 @@ async fn blocking_search(
 }
 
 /// Search by text (the GET form; a photo needs POST).
-#[utoipa::path(get, path = "/api/search", params(SearchParams, ("filter" = Option<Vec<String>>, Query,
+#[utoipa::path(get, path = "/api/search", params(SearchRequest, ("filter" = Option<Vec<String>>, Query,
     description = "Repeatable: `field:value[,value..]` or a numeric comparison (`year>=2015`)")),
     responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody),
         (status = 503, body = ErrorBody, description = "busy or the store is unreachable: retry")))]
 async fn search_get(
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchRequest>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    blocking_search(state, params.with_filters(raw), None).await
+    blocking_search(state, with_filters(params, raw), None).await
 }
 
 /// `POST /api/search` with `Content-Type: application/json`: the same parameters as
@@ -423,7 +324,7 @@ async fn search_get(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct SearchBody {
     #[serde(flatten)]
-    params: SearchParams,
+    params: SearchRequest,
     #[serde(default)]
     filter: Vec<String>,
     #[serde(default)]
@@ -432,7 +333,7 @@ struct SearchBody {
 
 /// Search by photo (the body is the image's bytes) or by a JSON request (`SearchBody`,
 /// with `Content-Type: application/json`); query-string parameters as for GET.
-#[utoipa::path(post, path = "/api/search", params(SearchParams),
+#[utoipa::path(post, path = "/api/search", params(SearchRequest),
     request_body(content(
         (SearchBody = "application/json"),
         (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
@@ -441,7 +342,7 @@ struct SearchBody {
         (status = 503, body = ErrorBody, description = "busy or the store is unreachable: retry")))]
 async fn search_post(
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchRequest>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -451,7 +352,7 @@ async fn search_post(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json {
-        return blocking_search(state, params.with_filters(raw), Some(body)).await;
+        return blocking_search(state, with_filters(params, raw), Some(body)).await;
     }
     let request: SearchBody = serde_json::from_slice(&body)
         .map_err(|e| bad_request(format!("invalid search JSON: {e}")))?;
@@ -474,30 +375,29 @@ async fn search_post(
 /// "More like this" for a product page.
 /// "More like this": the products closest to a stored product by its own vectors.
 #[utoipa::path(get, path = "/api/products/{id}/similar",
-    params(("id" = String, Path), SearchParams),
+    params(("id" = String, Path), SearchRequest),
     responses((status = 200, body = SearchResponse), (status = 404, body = ErrorBody),
         (status = "4XX", body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchRequest>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let params = params.with_filters(raw);
+    let params = with_filters(params, raw);
     let _search = admit(&state.searches, state.options.queue_wait, "searches").await?;
     blocking(move || {
         let started = Instant::now();
         let snapshot = state.store.current();
-        let ranking = params.ranking(snapshot.meta())?;
+        let ranking = params.ranking(snapshot.meta()).map_err(user_error)?;
         let searcher = crate::search::Searcher::stored_vectors_only(&*snapshot);
         match searcher.similar(&id, &ranking) {
-            Ok(Some(hits)) => Ok(Json(SearchResponse {
-                took_ms: started.elapsed().as_secs_f64() * 1e3,
-                mode: ranking.mode,
-                diversify: ranking.diversify.label(),
-                understood: Vec::new(),
+            Ok(Some(hits)) => Ok(Json(SearchResponse::new(
+                started,
+                &ranking,
+                Vec::new(),
                 hits,
-            })),
+            ))),
             Ok(None) => Err(ApiError(
                 StatusCode::NOT_FOUND,
                 format!("no product {id:?}"),

@@ -103,6 +103,18 @@ pub enum Method {
     Ann,
 }
 
+impl Method {
+    /// `auto` (or empty), `exact` or `ann`.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "auto" | "" => Ok(Method::Auto),
+            "exact" => Ok(Method::Exact),
+            "ann" => Ok(Method::Ann),
+            other => anyhow::bail!("unknown method {other:?}: use auto, exact or ann"),
+        }
+    }
+}
+
 /// `1 - a.b` for unit vectors, clamped at 0. hnsw_rs's own `DistDot` asserts the
 /// distance is never negative, which float rounding breaks for identical vectors (a
 /// catalogue holds many identical photos); this one also uses the store's vectorised dot.
