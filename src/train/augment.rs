@@ -224,8 +224,8 @@ mod tests {
     fn ink_shares(image: &RgbImage) -> [f64; 3] {
         let mut ink = [0.0; 3];
         for p in image.pixels() {
-            for c in 0..3 {
-                ink[c] += 255.0 - p.0[c] as f64;
+            for (sum, &v) in ink.iter_mut().zip(&p.0) {
+                *sum += 255.0 - v as f64;
             }
         }
         let total: f64 = ink.iter().sum();
