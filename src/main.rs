@@ -221,10 +221,7 @@ impl ListArgs {
             mode: mode.map(|m| m.name().to_string()),
             k: Some(k),
             offset: Some(offset),
-            diversify: self
-                .diversify
-                .to_possible_value()
-                .map(|v| v.get_name().to_string()),
+            diversify: Some(self.diversify.name()),
             lambda: Some(self.lambda),
             threshold: Some(self.threshold),
             filters: self.filters.clone(),
@@ -436,16 +433,10 @@ enum DiversifyArg {
 }
 
 impl DiversifyArg {
-    fn method(self, lambda: f32, threshold: f32, seed: u64) -> Diversify {
-        match self {
-            DiversifyArg::None => Diversify::None,
-            DiversifyArg::Kmeans => Diversify::KMeans {
-                clusters: diversify::CLUSTERS,
-                seed,
-            },
-            DiversifyArg::Mmr => Diversify::Mmr { lambda },
-            DiversifyArg::Dedup => Diversify::Dedup { threshold },
-        }
+    /// The flag's name (`kmeans`, ...), as the library and the HTTP API spell it.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
     }
 }
 
@@ -1071,8 +1062,8 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             .diversify
             .iter()
             .filter(|d| **d != DiversifyArg::None)
-            .map(|d| d.method(args.lambda, diversify::DEDUP_THRESHOLD, args.seed))
-            .collect(),
+            .map(|d| Diversify::parse(&d.name(), Some(args.lambda), None, args.seed))
+            .collect::<Result<_>>()?,
         sweep_alpha: args.sweep_alpha,
         sweep_fusion: args.sweep_fusion,
         sweep_diversity: args.sweep_diversity,
