@@ -497,7 +497,7 @@ struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Name recorded in the card.
-    #[arg(long, default_value = "vitrina-lit-myntra-v2")]
+    #[arg(long, default_value = "vitrina-lit-myntra-v1")]
     name: String,
     /// Use at most this many products of each split (for quick runs).
     #[arg(long)]
@@ -519,14 +519,14 @@ struct TrainArgs {
     /// Side of the first stage's square patches, pixels.
     #[arg(long)]
     patch: Option<usize>,
-    /// Title similarity above which two pairs of a batch are both positives (above 1:
-    /// plain one-positive CLIP).
+    /// Title similarity above which two pairs of a batch are both positives, e.g. 0.85
+    /// (default: off, plain one-positive CLIP).
     #[arg(long)]
     same_title: Option<f64>,
-    /// Train on the photos as they are, mirrored only (no crops, padding, rotation,
-    /// low resolution or JPEG).
+    /// Vary the photos as shoppers' photos vary: crops, padding, shifts, small
+    /// rotations, low resolution, JPEG (never colour). Default: mirroring only.
     #[arg(long)]
-    no_augment: bool,
+    augment: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -1008,8 +1008,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
-    if args.no_augment {
-        config.augment = Augment::flip_only();
+    if args.augment {
+        config.augment = Augment::default();
     }
     let tower = &mut config.tower;
     tower.dims = args.dims.unwrap_or(tower.dims.clone());

@@ -66,6 +66,10 @@ fn config() -> TrainConfig {
         batch_size: 8,
         lr: 3e-3,
         warmup_steps: 2,
+        // The whole recipe: geometric augmentation and multi-positive targets (the four
+        // colours' products share titles).
+        augment: vitrina::train::Augment::default(),
+        same_title: 0.85,
         tower: TowerConfig {
             height: 16,
             width: 16,
