@@ -1015,13 +1015,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     tower.dims = args.dims.unwrap_or(tower.dims.clone());
     tower.depths = args.depths.unwrap_or(tower.depths.clone());
     tower.patch = args.patch.unwrap_or(tower.patch);
-    if tower.dims.len() != tower.depths.len() || tower.dims.is_empty() {
-        bail!(
-            "--dims and --depths must name the same number of stages (got {} and {})",
-            tower.dims.len(),
-            tower.depths.len()
-        );
-    }
+    // Before the minutes spent reading images: the network checks it again when built.
+    tower.check().context("--dims, --depths and --patch")?;
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;
     let card = train_and_save(
         &catalog, args.split, args.limit, &config, &minilm, &args.name, &args.out,

@@ -119,18 +119,34 @@ fn space_to_depth(x: &Tensor, s: usize) -> Result<Tensor> {
         .reshape((b, h / s, w / s, s * s * c))?)
 }
 
+impl TowerConfig {
+    /// Refuses shapes the network cannot be built with: as many depths as stage widths
+    /// (at least one stage), and a canvas the patches and merges divide.
+    pub fn check(&self) -> Result<()> {
+        ensure!(
+            !self.dims.is_empty() && self.dims.len() == self.depths.len(),
+            "the tower's dims and depths must name the same number of stages, at least one (got {} and {})",
+            self.dims.len(),
+            self.depths.len()
+        );
+        let grid = 1 << (self.dims.len() - 1);
+        ensure!(
+            self.patch > 0
+                && self.height.is_multiple_of(self.patch * grid)
+                && self.width.is_multiple_of(self.patch * grid),
+            "tower input {}x{} must divide by patch x 2^(stages-1) = {}",
+            self.height,
+            self.width,
+            self.patch * grid
+        );
+        Ok(())
+    }
+}
+
 impl TowerNet {
     /// Builds the network; with a `VarMap`-backed builder its weights are trainable.
     pub fn new(config: &TowerConfig, vb: VarBuilder) -> Result<Self> {
-        let grid = 1 << (config.dims.len() - 1);
-        ensure!(
-            config.height.is_multiple_of(config.patch * grid)
-                && config.width.is_multiple_of(config.patch * grid),
-            "tower input {}x{} must divide by patch x 2^(stages-1) = {}",
-            config.height,
-            config.width,
-            config.patch * grid
-        );
+        config.check()?;
         let mut stages = Vec::new();
         let mut in_dim = config.patch * config.patch * 3;
         for (s, (&dim, &depth)) in config.dims.iter().zip(&config.depths).enumerate() {
@@ -263,6 +279,22 @@ mod tests {
         for n in y.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap() {
             assert!((n - 1.0).abs() < 1e-4);
         }
+    }
+
+    #[test]
+    fn shapes_the_network_cannot_take_are_errors_not_panics() {
+        let bad = |edit: fn(&mut TowerConfig)| {
+            let mut config = TowerConfig::default();
+            edit(&mut config);
+            let map = VarMap::new();
+            let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+            TowerNet::new(&config, vb).err().unwrap().to_string()
+        };
+        assert!(bad(|c| c.dims.clear()).contains("same number of stages"));
+        assert!(bad(|c| c.depths.push(1)).contains("same number of stages"));
+        assert!(bad(|c| c.patch = 0).contains("must divide"));
+        assert!(bad(|c| c.patch = 7).contains("must divide"));
+        assert!(TowerConfig::default().check().is_ok());
     }
 
     #[test]
