@@ -524,9 +524,11 @@ struct TrainArgs {
     #[arg(long)]
     same_title: Option<f64>,
     /// Vary the photos as shoppers' photos vary: crops, padding, shifts, small
-    /// rotations, low resolution, JPEG (never colour). Default: mirroring only.
-    #[arg(long)]
-    augment: bool,
+    /// rotations, low resolution, JPEG (never colour). The value is the share of photos
+    /// warped (0.8 when given alone; a quarter of it for low resolution and for JPEG).
+    /// Default: mirroring only.
+    #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "0.8")]
+    augment: Option<f64>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -1008,8 +1010,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
-    if args.augment {
-        config.augment = Augment::default();
+    if let Some(share) = args.augment {
+        config.augment = Augment::with_share(share).context("--augment")?;
     }
     let tower = &mut config.tower;
     tower.dims = args.dims.unwrap_or(tower.dims.clone());

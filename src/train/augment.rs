@@ -72,6 +72,21 @@ impl Augment {
         }
     }
 
+    /// The default ranges with `share` of the photos warped and a quarter of that share
+    /// shrunk and re-compressed each (0.8 gives the default): one knob that trades
+    /// robustness to framing against fitting the catalogue's own photos.
+    pub fn with_share(share: f64) -> anyhow::Result<Self> {
+        if !(0.0..=1.0).contains(&share) {
+            anyhow::bail!("the share of photos varied must be between 0 and 1, not {share}");
+        }
+        Ok(Augment {
+            warp_probability: share,
+            low_res_probability: share / 4.0,
+            jpeg_probability: share / 4.0,
+            ..Augment::default()
+        })
+    }
+
     /// One augmented copy of `image`, drawn from `seed` (a seed per image keeps batches
     /// deterministic when images are augmented in parallel).
     pub fn apply(&self, image: &RgbImage, seed: u64) -> RgbImage {
@@ -200,6 +215,17 @@ mod tests {
     use super::*;
     use crate::encoder::preprocess::fit_on_white;
     use std::path::Path;
+
+    #[test]
+    fn share_sets_the_probabilities_and_is_checked() {
+        assert_eq!(Augment::with_share(0.8).unwrap(), Augment::default());
+        let mild = Augment::with_share(0.4).unwrap();
+        assert_eq!((mild.warp_probability, mild.jpeg_probability), (0.4, 0.1));
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let err = Augment::with_share(bad).unwrap_err().to_string();
+            assert!(err.contains("between 0 and 1"), "{err}");
+        }
+    }
 
     /// A red garment with a darker stripe on white, 64x80: a product photo the test draws.
     fn garment() -> RgbImage {
