@@ -138,7 +138,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let params = AnnParams::default();
     let before = rss_mb();
     let t = Instant::now();
-    let graph = Graph::build(&base, dim, params);
+    let graph = Graph::build(&base, dim, params)?;
     let build = t.elapsed().as_secs_f64();
     let grown = rss_mb() - before;
     out.push(row(
@@ -148,23 +148,38 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         ),
         format!("{build:.1} s, +{grown:.0} MB resident"),
     ));
+    // Our search of the graph, then hnsw_rs's own search of the same graph.
     let mut ours = Vec::new();
+    let mut by_hnsw_rs = Vec::new();
     for ef in EFS {
-        let mut ms = Vec::new();
-        let mut found = 0;
+        let (mut ms, mut theirs_ms) = (Vec::new(), Vec::new());
+        let (mut found, mut theirs_found) = (0, 0);
         for (q, want) in queries.chunks_exact(dim).zip(&truth) {
             let t = Instant::now();
-            let hits = graph.search_where(q, 10, ef, None);
+            let hits = graph.search(&base, dim, q, 10, ef, None);
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             found += hits.iter().filter(|h| want.contains(&h.row)).count();
+            let t = Instant::now();
+            let hits = graph.search_with_hnsw_rs(q, 10, ef).unwrap_or_default();
+            theirs_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            theirs_found += hits.iter().filter(|h| want.contains(&h.row)).count();
         }
         let recall = found as f64 / (10 * DIM_QUERIES) as f64;
-        let tm = timing(ms);
+        let (tm, theirs) = (timing(ms), timing(theirs_ms));
         out.push(row(
             format!("vitrina HNSW ef_search {ef}: recall@10 {recall:.3}"),
-            fmt(&tm),
+            format!("{} ({:.2}x hnsw_rs's QPS)", fmt(&tm), tm.qps / theirs.qps),
         ));
         ours.push((ef, recall, tm));
+        by_hnsw_rs.push((ef, theirs_found as f64 / (10 * DIM_QUERIES) as f64, theirs));
+    }
+    for (ef, recall, t) in by_hnsw_rs {
+        out.push(row(
+            format!(
+                "hnsw_rs's own search of the same graph, ef_search {ef}: recall@10 {recall:.3}"
+            ),
+            fmt(&t),
+        ));
     }
 
     // Filters matching 50%, 5% and 0.1% of the vectors (by row: every 2nd, 20th, 1000th).
@@ -178,7 +193,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             let want = top_k(&base, dim, q, 10, keep);
             exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
-            let mut hits = graph.search(q, 10, params.ef_search, &keep);
+            let mut hits = graph.search(&base, dim, q, 10, params.ef_search, Some(&keep));
             if hits.len() < 10 {
                 hits = top_k(&base, dim, q, 10, keep);
             }
@@ -244,6 +259,39 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             ),
             format!("{:.1} s", peer["build_seconds"].as_f64().unwrap_or(0.0)),
         ));
+        let theirs: Vec<(usize, f64, f64)> = peer["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|run| {
+                let ef = run["ef"].as_u64().unwrap_or(0) as usize;
+                (
+                    ef,
+                    run["recall"].as_f64().unwrap_or(0.0),
+                    run["qps"].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect();
+        // The goal's comparison: at a recall both reach, the fastest setting of each.
+        for target in [0.95, 0.99] {
+            let fastest = |runs: &mut dyn Iterator<Item = (usize, f64, f64)>| {
+                runs.filter(|r| r.1 >= target)
+                    .max_by(|a, b| a.2.total_cmp(&b.2))
+            };
+            let mine = fastest(&mut ours.iter().map(|(e, r, t)| (*e, *r, t.qps)));
+            let peer_best = fastest(&mut theirs.iter().copied());
+            let value = match (mine, peer_best) {
+                (Some(m), Some(p)) => format!(
+                    "vitrina ef_search {} ({:.3}): {:.0} QPS; faiss efSearch {} ({:.3}): {:.0} QPS; {:.2}x faiss",
+                    m.0, m.1, m.2, p.0, p.1, p.2, m.2 / p.2
+                ),
+                _ => "not reached by both at the ef_search values measured".into(),
+            };
+            out.push(row(
+                format!("at recall@10 >= {target}: fastest setting of each"),
+                value,
+            ));
+        }
         for run in peer["runs"].as_array().into_iter().flatten() {
             let ef = run["ef"].as_u64().unwrap_or(0) as usize;
             let qps = run["qps"].as_f64().unwrap_or(0.0);

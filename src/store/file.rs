@@ -110,7 +110,7 @@ pub(crate) fn write_graphs(
 ) -> Result<Vec<GraphFile>> {
     let mut out = Vec::new();
     for &kind in &meta.kinds {
-        let graph = Graph::build(&segment.vectors[&kind], meta.dim, params);
+        let graph = Graph::build(&segment.vectors[&kind], meta.dim, params)?;
         let wanted = format!("ann-{}-{generation:06}", format!("{kind:?}").to_lowercase());
         let basename = graph.dump(dir, &wanted)?;
         let [g, d] = dump_files(&basename);
@@ -321,7 +321,7 @@ pub(crate) fn read(dir: &Path) -> Result<Base> {
                 );
             }
         }
-        let graph = Graph::load(dir, &g.basename, g.params)?;
+        let graph = Graph::load(dir, &g.basename, g.params, segment.products.len())?;
         segment.ann.insert(g.kind, std::sync::Arc::new(graph));
     }
     Ok(Base {

@@ -107,15 +107,16 @@ impl Segment {
                 (method, Some(graph)) => {
                     let ef = candidates.ef_search.unwrap_or(graph.params.ef_search);
                     let restricted = candidates.restricted() || !all_alive;
+                    let vectors = self.vectors.get(&kind).map_or(&[][..], Vec::as_slice);
                     let hits = if !restricted {
-                        graph.search_where(query, k, ef, None)
+                        graph.search(vectors, d, query, k, ef, None)
                     } else if method == Method::Auto && admitted_share(self.len(), &keep) < SELECTIVE {
                         // A selective filter: the exact scan scores only the admitted
                         // products and beats a graph search that must wade through
                         // the rest (measured: `vitrina bench --suite ann`).
                         Vec::new()
                     } else {
-                        graph.search(query, k, ef, &keep)
+                        graph.search(vectors, d, query, k, ef, Some(&keep))
                     };
                     // A selective filter can leave fewer than k products reachable in
                     // the graph: then scan exactly, so k results come back whenever k
