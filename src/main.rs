@@ -98,8 +98,9 @@ struct ServeArgs {
     /// index folder; needed to accept images when the index is in PostgreSQL).
     #[arg(long)]
     uploads: Option<PathBuf>,
-    /// Searches that may run at once (default: twice the cores); more wait up to
-    /// --queue-ms, then get 503 with Retry-After.
+    /// Searches that may run at once (default: 8 per core: most of a search's time is
+    /// waiting for its text's batch, and a wider gate lets batches grow); more wait up
+    /// to --queue-ms, then get 503 with Retry-After.
     #[arg(long)]
     max_searches: Option<usize>,
     /// Photo queries decoded and embedded at once (default: the cores).
@@ -126,6 +127,10 @@ struct ServeArgs {
     /// entry takes the model's dimension in floats, 1.5 KB for the built-in model).
     #[arg(long, default_value_t = 10_000)]
     query_cache: usize,
+    /// Text queries asked at the same time are encoded in one run of the text tower, up
+    /// to this many (1: each alone). Batches cost far less per query on a CPU.
+    #[arg(long, default_value_t = vitrina::encoder::MAX_QUERY_BATCH)]
+    query_batch: usize,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -889,8 +894,9 @@ fn run_info(args: InfoArgs) -> Result<()> {
 
 fn run_serve(args: ServeArgs) -> Result<()> {
     let store = args.index.open()?;
-    let model =
-        store_model(&args.model, store.current().meta())?.with_query_cache(args.query_cache);
+    let model = store_model(&args.model, store.current().meta())?
+        .with_query_cache(args.query_cache)
+        .with_query_batch(args.query_batch);
     let write_key = match &args.write_key_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -907,7 +913,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         model,
         args.addr,
         vitrina::server::ServeOptions {
-            max_searches: args.max_searches.unwrap_or(2 * cores),
+            max_searches: args.max_searches.unwrap_or(8 * cores),
             max_image_queries: args.max_image_queries.unwrap_or(cores),
             queue_wait: std::time::Duration::from_millis(args.queue_ms),
             max_connections: args.max_connections,

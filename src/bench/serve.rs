@@ -2,7 +2,8 @@
 //! as its own process, as in production; a load generator keeps 1, 8, then 32 keep-alive
 //! connections busy for a bounded time each, with a shop's mix of requests: 70% text
 //! queries not asked before, 20% repeated ones (a hot set of 20), 10% photo uploads of real
-//! product photos, all in average mode, k = 10.
+//! product photos, all in average mode, k = 10. Measured with the server's defaults, without
+//! the query cache, and without query batching (the peer of the defaults' rows).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,8 +20,9 @@ use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{measured, percentile, Row};
+use super::{measured, percentile, Peer, Row};
 use crate::catalog::Catalog;
+use crate::encoder::MAX_QUERY_BATCH;
 
 /// Connection counts measured, in order.
 const CONNECTIONS: [usize; 3] = [1, 8, 32];
@@ -119,7 +121,11 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts `vitrina serve` on a free loopback port and waits until it answers.
-fn start_server(index: &Path, query_cache: usize) -> Result<(ServerProcess, SocketAddr)> {
+fn start_server(
+    index: &Path,
+    query_cache: usize,
+    query_batch: usize,
+) -> Result<(ServerProcess, SocketAddr)> {
     let exe = std::env::current_exe().context("cannot find the vitrina binary")?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let child = Command::new(exe)
@@ -130,6 +136,8 @@ fn start_server(index: &Path, query_cache: usize) -> Result<(ServerProcess, Sock
         .arg(addr.to_string())
         .arg("--query-cache")
         .arg(query_cache.to_string())
+        .arg("--query-batch")
+        .arg(query_batch.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -155,7 +163,7 @@ fn load(
     mix: &Arc<Mix>,
     connections: usize,
     seconds: f64,
-    cache_name: &str,
+    setting: &str,
 ) -> Result<Row> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -178,7 +186,7 @@ fn load(
     }
     let per_second = samples.len() as f64 / elapsed;
     let mut row = measured(
-        format!("serve, {cache_name}: {connections} connection(s) for {seconds:.0} s"),
+        format!("serve {setting}: {connections} connection(s) for {seconds:.0} s"),
         per_second,
         "req/s",
         0,
@@ -220,22 +228,36 @@ pub fn run(index: &Path, catalog: &Catalog, seconds: f64) -> Result<Vec<Row>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let index_name = index.file_name().map_or_else(
+        || index.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    // The server's defaults; then no query cache (what repeated queries gain from it);
+    // then every text encoded alone, the peer of the first rows (what batching gains).
+    let settings = [
+        (10_000, MAX_QUERY_BATCH, "query cache on"),
+        (0, MAX_QUERY_BATCH, "query cache off"),
+        (10_000, 1, "query cache on, no query batching"),
+    ];
     let mut rows = Vec::new();
-    // The server's default query cache, then none: what repeated queries gain from it.
-    for (query_cache, cache_name) in [(10_000, "query cache on"), (0, "query cache off")] {
-        let (_server, addr) = start_server(index, query_cache)?;
-        // Both servers get the same sequence of texts, each new to the server.
+    for (query_cache, query_batch, name) in settings {
+        let (_server, addr) = start_server(index, query_cache, query_batch)?;
+        // Every server gets the same sequence of texts, each new to it.
         mix.next_title.store(0, Ordering::Relaxed);
         for connections in CONNECTIONS {
-            rows.push(load(
-                &runtime,
-                addr,
-                &mix,
-                connections,
-                seconds,
-                cache_name,
-            )?);
+            let setting = format!("{index_name}, {name}");
+            rows.push(load(&runtime, addr, &mix, connections, seconds, &setting)?);
         }
+    }
+    // The defaults' rows against the unbatched server's at the same connection count.
+    let n = CONNECTIONS.len();
+    for i in 0..n {
+        let peer = rows[2 * n + i].number.map(|number| Peer {
+            name: "unbatched".into(),
+            number,
+        });
+        let row = std::mem::replace(&mut rows[i], super::row("", ""));
+        rows[i] = row.against(peer.as_ref());
     }
     Ok(rows)
 }

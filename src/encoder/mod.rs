@@ -15,6 +15,7 @@ pub mod onnx;
 #[cfg(feature = "onnx")]
 mod onnx_proto;
 pub mod preprocess;
+mod query_batch;
 mod query_cache;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
@@ -23,6 +24,7 @@ pub use cache::{embed_texts_cached, set_text_cache};
 pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
 pub(crate) use minilm::CANDLE_BATCH;
 pub use minilm::{MiniLm, TextBackend, TEXT_BACKEND_ENV};
+pub use query_batch::{QueryBatcher, MAX_BATCH as MAX_QUERY_BATCH};
 pub use query_cache::QueryCache;
 
 use std::path::{Path, PathBuf};
@@ -107,6 +109,8 @@ pub struct Model {
     source: Option<PathBuf>,
     /// Vectors of text queries seen before (`serve` keeps one; batch work does not).
     query_cache: Option<QueryCache>,
+    /// Text queries asked at the same time are encoded in one batch.
+    query_batcher: QueryBatcher,
 }
 
 impl Model {
@@ -136,6 +140,7 @@ impl Model {
             id,
             source: None,
             query_cache: None,
+            query_batcher: QueryBatcher::default(),
         })
     }
 
@@ -219,9 +224,22 @@ impl Model {
         self.query_cache.as_ref()
     }
 
-    /// One text query's vector, from the query cache when it has been seen before.
+    /// Encodes at most `max_batch` text queries asked at the same time in one run (1:
+    /// each alone).
+    pub fn with_query_batch(mut self, max_batch: usize) -> Self {
+        self.query_batcher = QueryBatcher::new(max_batch);
+        self
+    }
+
+    /// Batches of text queries encoded together, for the server's figures.
+    pub fn query_batcher(&self) -> &QueryBatcher {
+        &self.query_batcher
+    }
+
+    /// One text query's vector, from the query cache when it has been seen before, else
+    /// encoded in one batch with the queries asked at the same time.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let embed = || Ok(self.text.embed_texts(&[text])?.vectors);
+        let embed = || self.query_batcher.embed(text, self.text.as_ref());
         match &self.query_cache {
             Some(cache) => cache.get_or_embed(text, embed),
             None => embed(),

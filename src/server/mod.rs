@@ -454,6 +454,7 @@ async fn product_image(State(state): State<Arc<AppState>>, Path(id): Path<String
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let snapshot = state.store.current();
     let meta = snapshot.meta();
+    let (batches, texts) = state.model.query_batcher().stats();
     Json(serde_json::json!({
         "status": "ok",
         "catalog": meta.catalog,
@@ -464,6 +465,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             let (hits, misses) = c.stats();
             serde_json::json!({"entries": c.len(), "hits": hits, "misses": misses})
         }),
+        "text_encoder": {"batches": batches, "texts": texts},
     }))
 }
 

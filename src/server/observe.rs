@@ -47,6 +47,8 @@ pub struct Metrics {
     cache_entries: Gauge,
     cache_hits: Gauge,
     cache_misses: Gauge,
+    encoder_batches: Gauge,
+    encoder_texts: Gauge,
 }
 
 impl Metrics {
@@ -60,6 +62,7 @@ impl Metrics {
         let (in_flight, products) = (Gauge::default(), Gauge::default());
         let (cache_entries, cache_hits, cache_misses) =
             (Gauge::default(), Gauge::default(), Gauge::default());
+        let (encoder_batches, encoder_texts) = (Gauge::default(), Gauge::default());
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -91,6 +94,16 @@ impl Metrics {
             "Text queries encoded since start",
             cache_misses.clone(),
         );
+        registry.register(
+            "text_encoder_batches",
+            "Batches of text queries encoded since start (queries asked together share one)",
+            encoder_batches.clone(),
+        );
+        registry.register(
+            "text_encoder_texts",
+            "Text queries encoded since start, over all batches",
+            encoder_texts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -100,6 +113,8 @@ impl Metrics {
             cache_entries,
             cache_hits,
             cache_misses,
+            encoder_batches,
+            encoder_texts,
         }
     }
 }
@@ -171,6 +186,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         m.cache_hits.set(hits as i64);
         m.cache_misses.set(misses as i64);
     }
+    let (batches, texts) = state.model.query_batcher().stats();
+    m.encoder_batches.set(batches as i64);
+    m.encoder_texts.set(texts as i64);
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &m.registry) {
         return super::ApiError(
