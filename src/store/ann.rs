@@ -384,6 +384,12 @@ impl Graph {
         })
     }
 
+    /// The graph without hnsw_rs's structure (and its copy of every vector), once dumped.
+    pub fn links_only(mut self) -> Graph {
+        self.built = None;
+        self
+    }
+
     /// hnsw_rs's own search of a graph just built (`None` after loading): the peer of
     /// [`Graph::search`] in `vitrina bench --suite ann`.
     pub fn search_with_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Option<Vec<RowHit>> {

@@ -376,10 +376,10 @@ impl EmbeddedWriter {
     /// and starts a new log; returns the base's size.
     pub fn compact(&mut self) -> Result<u64> {
         let meta = self.state.meta().clone();
-        let segment = self.state.compacted();
+        let mut segment = self.state.compacted();
         let next = self.generation + 1;
         let graphs = if self.ann.builds(segment.products.len()) {
-            file::write_graphs(&self.dir, &meta, &segment, next, self.ann.params)?
+            file::write_graphs(&self.dir, &meta, &mut segment, next, self.ann.params)?
         } else {
             Vec::new()
         };
@@ -805,6 +805,14 @@ mod tests {
         w.set_ann(policy);
         w.upsert(random_entries(3000, 2)).unwrap();
         w.compact().unwrap();
+        // The writer searches its new graphs at once, not only after a reopen.
+        let own = w.current();
+        assert!(
+            own.info().search.starts_with("hnsw"),
+            "{}",
+            own.info().search
+        );
+        assert!(search(own, Method::Ann, None, 10).is_ok());
         // A change after the graph was built is found (scanned exactly).
         let mut late = entry("late", "L", 0);
         late.vectors.insert(VectorKind::Text, q.clone());

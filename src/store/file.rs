@@ -100,11 +100,12 @@ fn file_crc(path: &Path) -> Result<u32> {
     }
 }
 
-/// Builds and dumps one graph per vector kind of `segment`, for base `generation`.
+/// Builds and dumps one graph per vector kind of `segment`, for base `generation`, and
+/// gives the segment the graphs, so the writer's own searches use them at once.
 pub(crate) fn write_graphs(
     dir: &Path,
     meta: &StoreMeta,
-    segment: &Segment,
+    segment: &mut Segment,
     generation: u64,
     params: AnnParams,
 ) -> Result<Vec<GraphFile>> {
@@ -115,6 +116,9 @@ pub(crate) fn write_graphs(
         let basename = graph.dump(dir, &wanted)?;
         let [g, d] = dump_files(&basename);
         let crc32 = [file_crc(&dir.join(g))?, file_crc(&dir.join(d))?];
+        segment
+            .ann
+            .insert(kind, std::sync::Arc::new(graph.links_only()));
         out.push(GraphFile {
             kind,
             basename,
