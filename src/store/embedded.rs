@@ -765,6 +765,65 @@ mod tests {
     }
 
     #[test]
+    fn indexed_any_of_clauses_admit_exactly_what_the_filter_matches() {
+        use crate::store::{Filter, Method};
+        let colours = [" Red", "red", "BLUE", "Green ", ""];
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        let mut entries = random_entries(700, 5);
+        for (i, e) in entries.iter_mut().enumerate() {
+            let c = colours[i % colours.len()];
+            if !c.is_empty() {
+                e.product
+                    .product
+                    .attributes
+                    .insert("colour".into(), c.into());
+            }
+        }
+        // 600 in the base segment, 100 in the log (the delta segment), 50 of them
+        // replacing base products.
+        w.upsert(entries[..600].to_vec()).unwrap();
+        w.compact().unwrap();
+        let mut late = entries[600..].to_vec();
+        for (j, e) in late.iter_mut().enumerate().take(50) {
+            e.product.product.id = format!("r{j}");
+        }
+        w.upsert(late).unwrap();
+        let store = w.current();
+        let products = store.products().unwrap();
+        let q = unit([0.3, -0.2, 0.9, 0.1]);
+        for clauses in [
+            vec!["colour=red"],
+            vec!["colour=RED,blue", "bucket<50"],
+            vec!["colour=green", "colour=red"],
+            vec!["colour!=red"],
+            vec!["colour=purple"],
+            vec!["broad=B", "colour=blue"],
+        ] {
+            let filter = Filter::parse(&clauses).unwrap();
+            let want: std::collections::BTreeSet<String> = products
+                .iter()
+                .filter(|p| filter.matches(p))
+                .map(|p| p.id().to_string())
+                .collect();
+            let hits = store
+                .top_k(
+                    Space::Kind(VectorKind::Text),
+                    &q,
+                    1000,
+                    &Candidates {
+                        method: Method::Exact,
+                        filter: Some(&filter),
+                        ..Candidates::default()
+                    },
+                )
+                .unwrap();
+            let got: std::collections::BTreeSet<String> = hits.into_iter().map(|h| h.id).collect();
+            assert_eq!(got, want, "{clauses:?}");
+        }
+    }
+
+    #[test]
     fn graphs_are_built_above_the_threshold_and_flags_override() {
         use crate::store::{AnnMode, AnnPolicy, Filter, Method};
         let policy = AnnPolicy {
