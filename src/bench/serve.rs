@@ -2,7 +2,8 @@
 //! as its own process, as in production; a load generator keeps 1, 8, then 32 keep-alive
 //! connections busy for a bounded time each, with a shop's mix of requests: 70% text
 //! queries not asked before, 20% repeated ones (a hot set of 20), 10% photo uploads of real
-//! product photos, all in average mode, k = 10. Measured with the server's defaults, without
+//! product photos, all in average mode, k = 10; then 200 requests a second on schedule (an
+//! open loop, latency from the scheduled time). Measured with the server's defaults, without
 //! the query cache, and without query batching (the peer of the defaults' rows).
 
 use std::net::SocketAddr;
@@ -26,6 +27,9 @@ use crate::encoder::MAX_QUERY_BATCH;
 
 /// Connection counts measured, in order.
 const CONNECTIONS: [usize; 3] = [1, 8, 32];
+/// The arrival rate of the open-loop row: the goal (>= 200 req/s with p99 <=
+/// 50 ms).
+const GOAL_RATE: f64 = 200.0;
 /// Photos cycled through as uploads.
 const PHOTOS: usize = 50;
 const HOT_QUERIES: usize = 20;
@@ -64,53 +68,101 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-/// Sends requests on one connection until `deadline`; reconnects if the server closes it.
+/// The next request of the mix: (method, path, body, content type).
+fn next_request(mix: &Mix, rng: &mut ChaCha8Rng) -> hyper::Request<Full<Bytes>> {
+    let roll: f64 = rng.random();
+    let (method, path, body, content_type) = if roll < 0.7 {
+        let i = mix.next_title.fetch_add(1, Ordering::Relaxed) % mix.titles.len();
+        ("GET", search_path(&mix.titles[i]), Bytes::new(), None)
+    } else if roll < 0.9 {
+        let q = &mix.hot[rng.random_range(0..mix.hot.len())];
+        ("GET", search_path(q), Bytes::new(), None)
+    } else {
+        let photo = mix.photos[rng.random_range(0..mix.photos.len())].clone();
+        let path = "/api/search?mode=average&k=10".to_string();
+        ("POST", path, photo, Some("image/jpeg"))
+    };
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    if let Some(t) = content_type {
+        request = request.header("content-type", t);
+    }
+    request
+        .body(Full::new(body))
+        .expect("a request of fixed, valid parts")
+}
+
+/// Sends one request on `sender` (connecting first when there is none); whether it was
+/// answered 200. A failed connection is dropped, so the next request reconnects.
+async fn send(
+    addr: SocketAddr,
+    sender: &mut Option<SendRequest<Full<Bytes>>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> bool {
+    if sender.is_none() {
+        *sender = connect(addr).await.ok();
+    }
+    let Some(s) = sender.as_mut() else {
+        return false;
+    };
+    match s.send_request(request).await {
+        Ok(response) => {
+            let status = response.status();
+            response.into_body().collect().await.is_ok() && status == 200
+        }
+        Err(_) => {
+            *sender = None;
+            false
+        }
+    }
+}
+
+/// Sends requests on one connection until `deadline`, each as soon as the last is
+/// answered (a closed loop).
 async fn worker(addr: SocketAddr, mix: Arc<Mix>, seed: u64, deadline: Instant) -> Vec<Sample> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut samples = Vec::new();
     let mut sender = None;
     while Instant::now() < deadline {
-        let roll: f64 = rng.random();
-        let (method, path, body, content_type) = if roll < 0.7 {
-            let i = mix.next_title.fetch_add(1, Ordering::Relaxed) % mix.titles.len();
-            ("GET", search_path(&mix.titles[i]), Bytes::new(), None)
-        } else if roll < 0.9 {
-            let q = &mix.hot[rng.random_range(0..mix.hot.len())];
-            ("GET", search_path(q), Bytes::new(), None)
-        } else {
-            let photo = mix.photos[rng.random_range(0..mix.photos.len())].clone();
-            let path = "/api/search?mode=average&k=10".to_string();
-            ("POST", path, photo, Some("image/jpeg"))
-        };
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "127.0.0.1");
-        if let Some(t) = content_type {
-            request = request.header("content-type", t);
-        }
-        let Ok(request) = request.body(Full::new(body)) else {
-            continue;
-        };
+        let request = next_request(&mix, &mut rng);
         let started = Instant::now();
-        if sender.is_none() {
-            sender = connect(addr).await.ok();
-        }
-        let Some(s) = sender.as_mut() else {
-            samples.push((started.elapsed().as_secs_f64() * 1e3, false));
-            continue;
-        };
-        let ok = match s.send_request(request).await {
-            Ok(response) => {
-                let status = response.status();
-                response.into_body().collect().await.is_ok() && status == 200
-            }
-            Err(_) => {
-                sender = None;
-                false
-            }
-        };
+        let ok = send(addr, &mut sender, request).await;
         samples.push((started.elapsed().as_secs_f64() * 1e3, ok));
+    }
+    samples
+}
+
+/// Sends `rate` requests a second, on schedule, for `seconds` (an open loop, as shoppers
+/// arrive: a slow answer does not hold back the next request). Latency counts from the
+/// scheduled time, so a request that waited for a free connection is charged for it
+/// (no coordinated omission).
+async fn open_loop(addr: SocketAddr, mix: Arc<Mix>, rate: f64, seconds: f64) -> Vec<Sample> {
+    let pool: Arc<std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>> = Arc::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let start = tokio::time::Instant::now();
+    let total = (rate * seconds) as usize;
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let request = next_request(&mix, &mut rng);
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let taken = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+            let mut sender = taken;
+            let ok = send(addr, &mut sender, request).await;
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            if let (Some(s), Ok(mut p)) = (sender, pool.lock()) {
+                p.push(s);
+            }
+            (ms, ok)
+        }));
+    }
+    let mut samples = Vec::with_capacity(total);
+    for task in tasks {
+        samples.push(task.await.unwrap_or((f64::MAX, false)));
     }
     samples
 }
@@ -177,20 +229,41 @@ fn load(
         }
         all
     });
-    let elapsed = started.elapsed().as_secs_f64();
+    summarise(
+        format!("serve {setting}: {connections} connection(s) for {seconds:.0} s"),
+        &samples,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Offers `rate` requests a second for `seconds`; one row.
+fn load_at_rate(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    mix: &Arc<Mix>,
+    rate: f64,
+    seconds: f64,
+    setting: &str,
+) -> Result<Row> {
+    let started = Instant::now();
+    let samples = runtime.block_on(open_loop(addr, mix.clone(), rate, seconds));
+    summarise(
+        format!("serve {setting}: {rate:.0} req/s offered for {seconds:.0} s (open loop)"),
+        &samples,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// A row: answers per second over `elapsed`, latency percentiles, failures.
+fn summarise(what: String, samples: &[Sample], elapsed: f64) -> Result<Row> {
     let failed = samples.iter().filter(|s| !s.1).count();
     let mut ms: Vec<f64> = samples.iter().map(|s| s.0).collect();
     ms.sort_by(f64::total_cmp);
     if ms.is_empty() {
-        bail!("no request finished with {connections} connections");
+        bail!("no request finished: {what}");
     }
     let per_second = samples.len() as f64 / elapsed;
-    let mut row = measured(
-        format!("serve {setting}: {connections} connection(s) for {seconds:.0} s"),
-        per_second,
-        "req/s",
-        0,
-    );
+    let mut row = measured(what, per_second, "req/s", 0);
     row.value = format!(
         "{per_second:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {failed} not 200",
         percentile(&ms, 0.5),
@@ -244,13 +317,16 @@ pub fn run(index: &Path, catalog: &Catalog, seconds: f64) -> Result<Vec<Row>> {
         let (_server, addr) = start_server(index, query_cache, query_batch)?;
         // Every server gets the same sequence of texts, each new to it.
         mix.next_title.store(0, Ordering::Relaxed);
+        let setting = format!("{index_name}, {name}");
         for connections in CONNECTIONS {
-            let setting = format!("{index_name}, {name}");
             rows.push(load(&runtime, addr, &mix, connections, seconds, &setting)?);
         }
+        rows.push(load_at_rate(
+            &runtime, addr, &mix, GOAL_RATE, seconds, &setting,
+        )?);
     }
-    // The defaults' rows against the unbatched server's at the same connection count.
-    let n = CONNECTIONS.len();
+    // The defaults' rows against the unbatched server's at the same load.
+    let n = CONNECTIONS.len() + 1;
     for i in 0..n {
         let peer = rows[2 * n + i].number.map(|number| Peer {
             name: "unbatched".into(),

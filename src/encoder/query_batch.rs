@@ -1,8 +1,9 @@
 //! Text queries that arrive together are encoded together. A transformer on a CPU is far
 //! cheaper per text in a batch than one text at a time (all-MiniLM-L6-v2 under ONNX
-//! Runtime on 2 cores: about 7 ms for one query, about 2.7 ms each in a batch of 8), and a
-//! busy server has many queries waiting while one is encoded: the encoder runs one batch
-//! at a time anyway.
+//! Runtime on 2 cores, probed while other work ran: about 7 ms for one query, about 2.7 ms
+//! each in a batch of 8; `vitrina bench --suite serve` measures the server with and
+//! without batching), and a busy server has many queries waiting while one is encoded:
+//! the encoder runs one batch at a time anyway.
 //!
 //! No thread and no timer: the first caller to find nobody encoding becomes the leader,
 //! takes everything queued (up to [`MAX_BATCH`]), encodes it and hands each caller its
