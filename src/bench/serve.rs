@@ -134,6 +134,24 @@ async fn worker(addr: SocketAddr, mix: Arc<Mix>, seed: u64, deadline: Instant) -
     samples
 }
 
+/// Keeps `connections` connections busy for `seconds`.
+async fn closed_loop(
+    addr: SocketAddr,
+    mix: Arc<Mix>,
+    connections: usize,
+    seconds: f64,
+) -> Vec<Sample> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| tokio::spawn(worker(addr, mix.clone(), c as u64, deadline)))
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    all
+}
+
 /// Sends `rate` requests a second, on schedule, for `seconds` (an open loop, as shoppers
 /// arrive: a slow answer does not hold back the next request). Latency counts from the
 /// scheduled time, so a request that waited for a free connection is charged for it
@@ -208,47 +226,37 @@ fn start_server(
     bail!("vitrina serve did not answer on {addr} within 120 s")
 }
 
-/// Keeps `connections` connections busy for `seconds`; one row.
+/// How the load is offered.
+#[derive(Clone, Copy)]
+enum Load {
+    /// This many connections, each sending as soon as its last request is answered.
+    Connections(usize),
+    /// This many requests a second, on schedule.
+    Rate(f64),
+}
+
+/// Offers `how` for `seconds`; one row.
 fn load(
     runtime: &tokio::runtime::Runtime,
     addr: SocketAddr,
     mix: &Arc<Mix>,
-    connections: usize,
-    seconds: f64,
-    setting: &str,
-) -> Result<Row> {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let samples: Vec<Sample> = runtime.block_on(async {
-        let tasks: Vec<_> = (0..connections)
-            .map(|c| tokio::spawn(worker(addr, mix.clone(), c as u64, deadline)))
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap_or_default());
-        }
-        all
-    });
-    summarise(
-        format!("serve {setting}: {connections} connection(s) for {seconds:.0} s"),
-        &samples,
-        started.elapsed().as_secs_f64(),
-    )
-}
-
-/// Offers `rate` requests a second for `seconds`; one row.
-fn load_at_rate(
-    runtime: &tokio::runtime::Runtime,
-    addr: SocketAddr,
-    mix: &Arc<Mix>,
-    rate: f64,
+    how: Load,
     seconds: f64,
     setting: &str,
 ) -> Result<Row> {
     let started = Instant::now();
-    let samples = runtime.block_on(open_loop(addr, mix.clone(), rate, seconds));
+    let (samples, what) = match how {
+        Load::Connections(connections) => (
+            runtime.block_on(closed_loop(addr, mix.clone(), connections, seconds)),
+            format!("{connections} connection(s) for {seconds:.0} s"),
+        ),
+        Load::Rate(rate) => (
+            runtime.block_on(open_loop(addr, mix.clone(), rate, seconds)),
+            format!("{rate:.0} req/s offered for {seconds:.0} s (open loop)"),
+        ),
+    };
     summarise(
-        format!("serve {setting}: {rate:.0} req/s offered for {seconds:.0} s (open loop)"),
+        format!("serve {setting}: {what}"),
         &samples,
         started.elapsed().as_secs_f64(),
     )
@@ -318,15 +326,16 @@ pub fn run(index: &Path, catalog: &Catalog, seconds: f64) -> Result<Vec<Row>> {
         // Every server gets the same sequence of texts, each new to it.
         mix.next_title.store(0, Ordering::Relaxed);
         let setting = format!("{index_name}, {name}");
-        for connections in CONNECTIONS {
-            rows.push(load(&runtime, addr, &mix, connections, seconds, &setting)?);
+        let loads = CONNECTIONS
+            .map(Load::Connections)
+            .into_iter()
+            .chain([Load::Rate(GOAL_RATE)]);
+        for how in loads {
+            rows.push(load(&runtime, addr, &mix, how, seconds, &setting)?);
         }
-        rows.push(load_at_rate(
-            &runtime, addr, &mix, GOAL_RATE, seconds, &setting,
-        )?);
     }
     // The defaults' rows against the unbatched server's at the same load.
-    let n = CONNECTIONS.len() + 1;
+    let n = rows.len() / settings.len();
     for i in 0..n {
         let peer = rows[2 * n + i].number.map(|number| Peer {
             name: "unbatched".into(),
