@@ -1117,6 +1117,11 @@ fn repeated_queries_use_the_query_cache_and_answer_the_same() {
     hits("blue%20jeans");
     hits("black%20belt");
     assert_eq!(cache()["entries"], 2, "bounded by --query-cache");
+    // Every miss, and only a miss, reached the text encoder (one at a time here).
+    let (_, body) = http(port, "GET", "/health", b"");
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(health["text_encoder"]["texts"], 3);
+    assert_eq!(health["text_encoder"]["batches"], 3);
 
     let (_off, port) = Server::start(&["--index", &dir, "--query-cache", "0"]);
     let (_, body) = http(port, "GET", "/health", b"");
@@ -1175,6 +1180,9 @@ fn metrics_and_access_log_see_every_request() {
     );
     assert_eq!(value("vitrina_products "), 1500.0);
     assert_eq!(value("vitrina_query_cache_hits "), 2.0);
+    // The one text not in the cache went through the batching encoder once, alone.
+    assert_eq!(value("vitrina_text_encoder_texts "), 1.0);
+    assert_eq!(value("vitrina_text_encoder_batches "), 1.0);
     assert_eq!(
         value("vitrina_http_requests_in_flight "),
         1.0,
