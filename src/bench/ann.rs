@@ -109,6 +109,14 @@ pub(super) fn bench_vectors(index: &Path, rows: usize) -> Result<BenchVectors> {
     })
 }
 
+/// The setting with the most queries a second among `runs` (ef, recall@10, timing)
+/// that reach recall@10 `target`.
+fn fastest(runs: &[(usize, f64, Timing)], target: f64) -> Option<&(usize, f64, Timing)> {
+    runs.iter()
+        .filter(|r| r.1 >= target)
+        .max_by(|a, b| a.2.qps.total_cmp(&b.2.qps))
+}
+
 /// Runs the benchmark; `peer` is a Python with faiss (scripts/requirements-ann-peer.txt).
 pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let BenchVectors {
@@ -259,31 +267,27 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             ),
             format!("{:.1} s", peer["build_seconds"].as_f64().unwrap_or(0.0)),
         ));
-        let theirs: Vec<(usize, f64, f64)> = peer["runs"]
+        // faiss's runs as (ef, recall, timing), like ours.
+        let number = |run: &serde_json::Value, key: &str| run[key].as_f64().unwrap_or(0.0);
+        let theirs: Vec<(usize, f64, Timing)> = peer["runs"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|run| {
-                let ef = run["ef"].as_u64().unwrap_or(0) as usize;
-                (
-                    ef,
-                    run["recall"].as_f64().unwrap_or(0.0),
-                    run["qps"].as_f64().unwrap_or(0.0),
-                )
+                let timing = Timing {
+                    p50: number(run, "p50_ms"),
+                    p99: number(run, "p99_ms"),
+                    qps: number(run, "qps"),
+                };
+                (number(run, "ef") as usize, number(run, "recall"), timing)
             })
             .collect();
         // The goal's comparison: at a recall both reach, the fastest setting of each.
         for target in [0.95, 0.99] {
-            let fastest = |runs: &mut dyn Iterator<Item = (usize, f64, f64)>| {
-                runs.filter(|r| r.1 >= target)
-                    .max_by(|a, b| a.2.total_cmp(&b.2))
-            };
-            let mine = fastest(&mut ours.iter().map(|(e, r, t)| (*e, *r, t.qps)));
-            let peer_best = fastest(&mut theirs.iter().copied());
-            let value = match (mine, peer_best) {
+            let value = match (fastest(&ours, target), fastest(&theirs, target)) {
                 (Some(m), Some(p)) => format!(
                     "vitrina ef_search {} ({:.3}): {:.0} QPS; faiss efSearch {} ({:.3}): {:.0} QPS; {:.2}x faiss",
-                    m.0, m.1, m.2, p.0, p.1, p.2, m.2 / p.2
+                    m.0, m.1, m.2.qps, p.0, p.1, p.2.qps, m.2.qps / p.2.qps
                 ),
                 _ => "not reached by both at the ef_search values measured".into(),
             };
@@ -292,27 +296,20 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
                 value,
             ));
         }
-        for run in peer["runs"].as_array().into_iter().flatten() {
-            let ef = run["ef"].as_u64().unwrap_or(0) as usize;
-            let qps = run["qps"].as_f64().unwrap_or(0.0);
-            let recall = run["recall"].as_f64().unwrap_or(0.0);
+        for (ef, recall, t) in &theirs {
             let ratio = ours
                 .iter()
-                .find(|(e, ..)| *e == ef)
-                .map(|(_, r, t)| {
+                .find(|(e, ..)| e == ef)
+                .map(|(_, r, mine)| {
                     format!(
                         "; vitrina at this ef: recall {r:.3}, {:.2}x faiss's QPS",
-                        t.qps / qps
+                        mine.qps / t.qps
                     )
                 })
                 .unwrap_or_default();
             out.push(row(
                 format!("faiss HNSW efSearch {ef}: recall@10 {recall:.3}"),
-                format!(
-                    "p50 {:.2} ms, p99 {:.2} ms, {qps:.0} QPS{ratio}",
-                    run["p50_ms"].as_f64().unwrap_or(0.0),
-                    run["p99_ms"].as_f64().unwrap_or(0.0)
-                ),
+                format!("{}{ratio}", fmt(t)),
             ));
         }
     }

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use hnsw_rs::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::scan::{dot, RowHit};
+use super::scan::{dot, sort_hits, RowHit};
 
 /// Graph parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -379,7 +379,7 @@ impl Graph {
                     score,
                 })
                 .collect();
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+            sort_hits(&mut hits);
             hits.truncate(k);
             hits
         })
