@@ -20,7 +20,7 @@ use crate::store::scan::top_k;
 use crate::store::{LiveStore, Store, VectorKind};
 
 pub(super) const DIM_QUERIES: usize = 500;
-const EFS: [usize; 5] = [16, 32, 64, 128, 256];
+const EFS: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
 
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -151,43 +151,28 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let grown = rss_mb() - before;
     out.push(row(
         format!(
-            "vitrina HNSW build (hnsw_rs, M {}, ef_construction {}, 2 threads)",
+            "vitrina HNSW build (M {}, ef_construction {}, 2 threads)",
             params.m, params.ef_construction
         ),
         format!("{build:.1} s, +{grown:.0} MB resident"),
     ));
-    // Our search of the graph, then hnsw_rs's own search of the same graph.
     let mut ours = Vec::new();
-    let mut by_hnsw_rs = Vec::new();
     for ef in EFS {
-        let (mut ms, mut theirs_ms) = (Vec::new(), Vec::new());
-        let (mut found, mut theirs_found) = (0, 0);
+        let mut ms = Vec::new();
+        let mut found = 0;
         for (q, want) in queries.chunks_exact(dim).zip(&truth) {
             let t = Instant::now();
             let hits = graph.search(&base, dim, q, 10, ef, None);
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             found += hits.iter().filter(|h| want.contains(&h.row)).count();
-            let t = Instant::now();
-            let hits = graph.search_with_hnsw_rs(q, 10, ef).unwrap_or_default();
-            theirs_ms.push(t.elapsed().as_secs_f64() * 1e3);
-            theirs_found += hits.iter().filter(|h| want.contains(&h.row)).count();
         }
         let recall = found as f64 / (10 * DIM_QUERIES) as f64;
-        let (tm, theirs) = (timing(ms), timing(theirs_ms));
+        let tm = timing(ms);
         out.push(row(
             format!("vitrina HNSW ef_search {ef}: recall@10 {recall:.3}"),
-            format!("{} ({:.2}x hnsw_rs's QPS)", fmt(&tm), tm.qps / theirs.qps),
+            fmt(&tm),
         ));
         ours.push((ef, recall, tm));
-        by_hnsw_rs.push((ef, theirs_found as f64 / (10 * DIM_QUERIES) as f64, theirs));
-    }
-    for (ef, recall, t) in by_hnsw_rs {
-        out.push(row(
-            format!(
-                "hnsw_rs's own search of the same graph, ef_search {ef}: recall@10 {recall:.3}"
-            ),
-            fmt(&t),
-        ));
     }
 
     // Filters matching 50%, 5% and 0.1% of the vectors (by row: every 2nd, 20th, 1000th).

@@ -298,10 +298,7 @@ impl EmbeddedWriter {
             let name = entry.file_name().to_string_lossy().to_string();
             let stale_log = wal::generation_of(&name).is_some_and(|g| g != position.generation);
             let stale_graph = name.starts_with("ann-")
-                && !position
-                    .graphs
-                    .iter()
-                    .any(|g| name.starts_with(&format!("{}.hnsw.", g.basename)));
+                && !position.graphs.iter().any(|g| g.files().contains(&name));
             if (name.starts_with(TMP_PREFIX) || stale_log || stale_graph)
                 && std::fs::remove_file(entry.path()).is_ok()
             {
@@ -330,6 +327,18 @@ impl EmbeddedWriter {
         } else {
             (wal::create(dir, position.generation)?, wal::HEADER_LEN)
         };
+        // Graphs an older vitrina wrote are not read: rebuilt at the next compaction.
+        let outdated = position
+            .graphs
+            .iter()
+            .any(|g| g.format != file::GraphFormat::Vitrina1);
+        if outdated {
+            notes.push(format!(
+                "{}: the ANN graphs were written by an older vitrina and are not used (searches scan exactly); they are rebuilt at the next compaction (`vitrina index --index {}`)",
+                dir.display(),
+                dir.display()
+            ));
+        }
         Ok(EmbeddedWriter {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -340,7 +349,7 @@ impl EmbeddedWriter {
             state,
             ann: position.ann,
             graphs: position.graphs,
-            ann_changed: false,
+            ann_changed: outdated,
             notes,
         })
     }
@@ -392,7 +401,7 @@ impl EmbeddedWriter {
         let old = wal::path(&self.dir, self.generation);
         let _ = std::fs::remove_file(&old);
         for g in std::mem::replace(&mut self.graphs, graphs) {
-            for name in super::ann::dump_files(&g.basename) {
+            for name in g.files() {
                 let _ = std::fs::remove_file(self.dir.join(name));
             }
         }
@@ -939,18 +948,84 @@ mod tests {
         w.upsert(random_entries(300, 3)).unwrap();
         w.compact().unwrap();
         drop(w);
-        let graph = dir.path().join("ann-image-000001.hnsw.graph");
+        let graph = dir.path().join("ann-image-000001.graph");
         let mut bytes = std::fs::read(&graph).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x40;
         std::fs::write(&graph, &bytes).unwrap();
         let err = format!("{:#}", LiveStore::open(dir.path()).err().unwrap());
         assert!(
-            err.contains("ann-image-000001.hnsw.graph") && err.contains("checksum"),
+            err.contains("ann-image-000001.graph") && err.contains("checksum"),
             "{err}"
         );
         std::fs::remove_file(&graph).unwrap();
         let err = format!("{:#}", LiveStore::open(dir.path()).err().unwrap());
         assert!(err.contains("graph is missing"), "{err}");
+    }
+
+    #[test]
+    fn graphs_an_older_vitrina_wrote_are_searched_exactly_then_rebuilt() {
+        use crate::store::{AnnMode, AnnPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EmbeddedWriter::create(dir.path(), &meta()).unwrap();
+        let policy = AnnPolicy {
+            mode: AnnMode::Always,
+            ..AnnPolicy::default()
+        };
+        w.set_ann(policy);
+        w.upsert(random_entries(300, 3)).unwrap();
+        w.compact().unwrap();
+        drop(w);
+        // The base file as vitrina wrote it with hnsw_rs: two dump files per graph.
+        let base = file::read(dir.path()).unwrap();
+        let old: Vec<GraphFile> = base
+            .graphs
+            .iter()
+            .map(|g| GraphFile {
+                format: file::GraphFormat::HnswRs,
+                crc32: vec![0, 0],
+                ..g.clone()
+            })
+            .collect();
+        for g in &base.graphs {
+            std::fs::remove_file(dir.path().join(&g.files()[0])).unwrap();
+        }
+        for name in old.iter().flat_map(|g| g.files()) {
+            std::fs::write(dir.path().join(name), b"hnsw_rs dump").unwrap();
+        }
+        let extras = Extras {
+            ann: policy,
+            graphs: &old,
+        };
+        file::write(
+            dir.path(),
+            &base.meta,
+            &base.segment,
+            base.wal_generation,
+            extras,
+        )
+        .unwrap();
+        // Readers search exactly; the writer says so and rebuilds at its next compaction.
+        let snap = LiveStore::open(dir.path()).unwrap().snapshot();
+        assert_eq!(snap.info().search, "exact");
+        let mut w = EmbeddedWriter::open(dir.path()).unwrap();
+        assert!(
+            w.notes.iter().any(|n| n.contains("older vitrina")),
+            "{:?}",
+            w.notes
+        );
+        StoreWriter::optimize(&mut w).unwrap();
+        drop(w);
+        let snap = LiveStore::open(dir.path()).unwrap().snapshot();
+        assert!(
+            snap.info().search.starts_with("hnsw"),
+            "{}",
+            snap.info().search
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".hnsw.")), "{names:?}");
     }
 }

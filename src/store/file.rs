@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::ann::{dump_files, AnnParams, AnnPolicy, Graph};
+use super::ann::{AnnParams, AnnPolicy, Graph};
 use super::snapshot::Segment;
 use super::{StoreMeta, StoredProduct, VectorKind};
 
@@ -46,14 +46,41 @@ struct Block {
     crc32: u32,
 }
 
-/// An ANN graph dumped beside the base file (hnsw_rs's two files), with checksums.
+/// An ANN graph file beside the base file, with its checksum.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct GraphFile {
     pub kind: VectorKind,
     pub basename: String,
     pub params: AnnParams,
-    /// CRC-32 of `basename.hnsw.graph` and `basename.hnsw.data`.
-    pub crc32: [u32; 2],
+    /// CRC-32 of each of the graph's files (see [`GraphFile::files`]).
+    pub crc32: Vec<u32>,
+    #[serde(default)]
+    pub format: GraphFormat,
+}
+
+/// Who wrote a graph's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum GraphFormat {
+    /// hnsw_rs's two dump files (vitrina before it built its own graphs): no longer
+    /// read; such a store searches exactly until its next compaction rebuilds them.
+    #[default]
+    HnswRs,
+    /// One file in the format of [`super::ann`].
+    Vitrina1,
+}
+
+impl GraphFile {
+    /// The graph's files in the store folder.
+    pub fn files(&self) -> Vec<String> {
+        match self.format {
+            GraphFormat::HnswRs => vec![
+                format!("{}.hnsw.graph", self.basename),
+                format!("{}.hnsw.data", self.basename),
+            ],
+            GraphFormat::Vitrina1 => vec![format!("{}.graph", self.basename)],
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,23 +111,7 @@ fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// CRC-32 of a whole file.
-fn file_crc(path: &Path) -> Result<u32> {
-    let mut hasher = crc32fast::Hasher::new();
-    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            return Ok(hasher.finalize());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-/// Builds and dumps one graph per vector kind of `segment`, for base `generation`, and
+/// Builds and writes one graph per vector kind of `segment`, for base `generation`, and
 /// gives the segment the graphs, so the writer's own searches use them at once.
 pub(crate) fn write_graphs(
     dir: &Path,
@@ -112,18 +123,27 @@ pub(crate) fn write_graphs(
     let mut out = Vec::new();
     for &kind in &meta.kinds {
         let graph = Graph::build(&segment.vectors[&kind], meta.dim, params)?;
-        let wanted = format!("ann-{}-{generation:06}", format!("{kind:?}").to_lowercase());
-        let basename = graph.dump(dir, &wanted)?;
-        let [g, d] = dump_files(&basename);
-        let crc32 = [file_crc(&dir.join(g))?, file_crc(&dir.join(d))?];
-        segment
-            .ann
-            .insert(kind, std::sync::Arc::new(graph.links_only()));
-        out.push(GraphFile {
+        let file = GraphFile {
             kind,
-            basename,
+            basename: format!("ann-{}-{generation:06}", format!("{kind:?}").to_lowercase()),
             params,
-            crc32,
+            crc32: Vec::new(),
+            format: GraphFormat::Vitrina1,
+        };
+        let bytes = graph.to_bytes();
+        let name = &file.files()[0];
+        // Written whole under a temporary name, then renamed: the base file that names it
+        // is renamed into place after, so no reader ever sees half a graph.
+        let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
+            .and_then(|_| std::fs::rename(&tmp, dir.join(name)));
+        written
+            .with_context(|| format!("cannot write the ANN graph {}", dir.join(name).display()))?;
+        segment.ann.insert(kind, std::sync::Arc::new(graph));
+        out.push(GraphFile {
+            crc32: vec![crc32fast::hash(&bytes)],
+            ..file
         });
     }
     Ok(out)
@@ -308,24 +328,29 @@ pub(crate) fn read(dir: &Path) -> Result<Base> {
     let dim = meta.dim;
     let mut segment = Segment::new(header.products, vectors, dim);
     for g in &header.graphs {
-        let files = dump_files(&g.basename);
-        for (name, want) in files.iter().zip(g.crc32) {
-            let file = dir.join(name);
-            let crc = file_crc(&file).with_context(|| {
-                format!(
-                    "the index's ANN graph is missing: rebuild it with `vitrina index --index {}`",
-                    dir.display()
-                )
-            })?;
-            if crc != want {
-                bail!(
-                    "{} is damaged: it fails its checksum; rebuild the graphs with `vitrina index --index {}`",
-                    file.display(),
-                    dir.display()
-                );
-            }
+        if g.format == GraphFormat::HnswRs {
+            // An older vitrina's graph: searched exactly until rebuilt (the writer
+            // rebuilds it at its next compaction).
+            continue;
         }
-        let graph = Graph::load(dir, &g.basename, g.params, segment.products.len())?;
+        let name = &g.files()[0];
+        let file = dir.join(name);
+        let bytes = std::fs::read(&file).with_context(|| {
+            format!(
+                "the index's ANN graph {} is missing: rebuild it with `vitrina index --index {}`",
+                file.display(),
+                dir.display()
+            )
+        })?;
+        if g.crc32.first() != Some(&crc32fast::hash(&bytes)) {
+            bail!(
+                "{} is damaged: it fails its checksum; rebuild the graphs with `vitrina index --index {}`",
+                file.display(),
+                dir.display()
+            );
+        }
+        let graph = Graph::from_bytes(&bytes, segment.products.len(), g.params)
+            .with_context(|| format!("cannot read the ANN graph {}", file.display()))?;
         segment.ann.insert(g.kind, std::sync::Arc::new(graph));
     }
     Ok(Base {
