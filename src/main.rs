@@ -385,7 +385,7 @@ struct AnnArgs {
     /// Never build graphs: every search scans all products.
     #[arg(long)]
     exact: bool,
-    /// Build graphs when the index holds at least this many products (default 100000).
+    /// Build graphs when the index holds at least this many products (default 20000).
     #[arg(long)]
     ann_threshold: Option<usize>,
     /// HNSW links per node (M, default 16).

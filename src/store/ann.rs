@@ -50,9 +50,10 @@ pub struct AnnParams {
 }
 
 impl Default for AnnParams {
-    /// Chosen on 200,000 x 384 vectors (`vitrina bench --suite ann`): ef_search 256 is
-    /// the first setting with recall@10 >= 0.99 (0.992, p50 1.9 ms; 128 gave 0.983; a
-    /// later build, searched by our own walk: 0.988 at p50 0.94 ms).
+    /// Chosen on 200,000 x 384 vectors (`vitrina bench --suite ann`): M 16 and
+    /// ef_construction 200 are faiss's and hnswlib's usual values; ef_search 256 gave
+    /// recall@10 0.995 at p50 0.82 ms (128: 0.989), and filtered searches, which return
+    /// the admitted rows among those the walk meets, find more with a wider walk.
     fn default() -> Self {
         AnnParams {
             m: 16,
@@ -73,10 +74,11 @@ pub enum AnnMode {
     Never,
 }
 
-/// Products above which `Auto` builds graphs: below it an exact scan answers in a few
-/// milliseconds (44,446 x 384 floats: see the README's ANN table) and a graph would
-/// only add build time to every compaction.
-pub const DEFAULT_THRESHOLD: usize = 100_000;
+/// Products from which `Auto` builds graphs. Below it an exact scan answers in about 2
+/// ms and a graph would only add build time to every compaction; above it a server
+/// spends most of a request in the scan (at 44,446 products: 117 req/s exactly against
+/// about 240 with graphs, whose three graphs build in about 30 s: README, ANN).
+pub const DEFAULT_THRESHOLD: usize = 20_000;
 
 /// A store's ANN settings, kept in its base file.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -269,8 +271,16 @@ impl<A: Adjacency> Walk<'_, A> {
         }
     }
 
-    /// The best `ef` rows on `layer` for which `admits` holds, found from `start` (in no
-    /// order). Rows `admits` refuses are walked through, never returned.
+    /// The best `ef` rows on `layer` for which `admits` holds (with their identical
+    /// copies), found from `start`, in no order.
+    ///
+    /// The walk itself ignores `admits`: where it goes and when it stops are decided by
+    /// the best `ef` rows it has seen, admitted or not, as in an unfiltered search; the
+    /// admitted rows among all it scores are returned (faiss's rule for a filtered HNSW
+    /// search). So a filter costs no more than no filter, and a selective one returns
+    /// fewer rows than asked; the store then scans instead (see [`super::snapshot`]).
+    /// (Expanding until `ef` admitted rows were found, as before, walked most of the
+    /// graph for a 5% filter: README, ANN.)
     fn beam(
         &self,
         query: &[f32],
@@ -290,13 +300,17 @@ impl<A: Adjacency> Walk<'_, A> {
                 *mark = 1;
             }
             let mark = *mark;
-            // Candidates to expand, best first; the best `ef` admitted rows found so far,
-            // worst on top.
+            // Candidates to expand, best first; the best `ef` rows seen, worst on top.
             let mut frontier = BinaryHeap::new();
+            let mut nearest: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
+            // The best `ef` admitted rows and copies seen, worst on top.
             let mut found: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
             let mut fresh = Vec::new();
-            // A row found brings its identical copies, each admitted on its own.
+            // A row seen brings its identical copies, each admitted on its own.
             let collect = |s: Scored, found: &mut BinaryHeap<Reverse<Scored>>| {
+                if found.len() >= ef && found.peek().is_some_and(|w| s <= w.0) {
+                    return;
+                }
                 for row in std::iter::once(s.1).chain(self.links.copies(s.1).iter().copied()) {
                     if admits(row) {
                         found.push(Reverse(Scored(s.0, row)));
@@ -308,9 +322,10 @@ impl<A: Adjacency> Walk<'_, A> {
             };
             seen[start.1 as usize] = mark;
             frontier.push(start);
+            nearest.push(Reverse(start));
             collect(start, &mut found);
             while let Some(next) = frontier.pop() {
-                if found.len() >= ef && found.peek().is_some_and(|w| next < w.0) {
+                if nearest.len() >= ef && nearest.peek().is_some_and(|w| next < w.0) {
                     break;
                 }
                 // Unvisited neighbours first, their vectors requested from memory all at
@@ -328,10 +343,13 @@ impl<A: Adjacency> Walk<'_, A> {
                 });
                 for &n in &fresh {
                     let s = self.score(query, n);
-                    let worst = found.peek().map(|w| w.0);
-                    if found.len() < ef || worst.is_some_and(|w| s > w) {
+                    collect(s, &mut found);
+                    if nearest.len() < ef || nearest.peek().is_some_and(|w| s > w.0) {
                         frontier.push(s);
-                        collect(s, &mut found);
+                        nearest.push(Reverse(s));
+                        if nearest.len() > ef {
+                            nearest.pop();
+                        }
                     }
                 }
             }
