@@ -772,8 +772,8 @@ mod tests {
         let data = random_unit(n, dim, 1);
         let queries = random_unit(100, dim, 2);
         let graph = Graph::build(&data, dim, AnnParams::default()).unwrap();
-        let recall = recall(&graph, &data, &queries, dim, 128);
-        assert!(recall >= 0.95, "recall@10 {recall}");
+        let recall = recall(&graph, &data, &queries, dim, graph.params.ef_search);
+        assert!(recall >= 0.95, "recall@10 {recall} at the default settings");
         // Every list within its cap, no row linked to itself.
         let links = &graph.links;
         for r in 0..n as u32 {
