@@ -1,8 +1,8 @@
 """Peer for `vitrina bench --suite ann`: faiss's IndexHNSWFlat on the same vectors and
 queries (float32 files written by vitrina), inner product, the same M and
 efConstruction, the same efSearch values, one query at a time, 2 threads.
-Recall@10 is measured against the exact answers vitrina wrote (row ids, int64).
-Prints one JSON document.
+Recall@10 is measured against the exact answers vitrina wrote (row ids, int64); then
+vitrina's filters (every n-th row) inside the graph search. Prints one JSON document.
 """
 import json
 import sys
@@ -17,11 +17,22 @@ def resident_mb() -> float:
         return int(f.read().split()[1]) * 4096 / 1e6
 
 
+def summary(times: list) -> dict:
+    """p50, p99 and queries a second of one pass's per-query times (seconds)."""
+    times = sorted(times)
+    return {
+        "p50_ms": times[len(times) // 2] * 1e3,
+        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
+        "qps": len(times) / sum(times),
+    }
+
+
 def main() -> None:
     base_file, query_file, truth_file = sys.argv[1], sys.argv[2], sys.argv[3]
     n, q, dim, m, ef_construction = (int(x) for x in sys.argv[4:9])
     efs = [int(x) for x in sys.argv[9].split(",")]
     threads = int(sys.argv[10])
+    filters = [int(x) for x in sys.argv[11].split(",")]
     faiss.omp_set_num_threads(threads)
     base = np.fromfile(base_file, dtype=np.float32).reshape(n, dim)
     queries = np.fromfile(query_file, dtype=np.float32).reshape(q, dim)
@@ -48,20 +59,12 @@ def main() -> None:
             _, ids = index.search(queries[i:i + 1], 10)
             times.append(time.perf_counter() - t)
             found += len(set(ids[0].tolist()) & set(truth[i].tolist()))
-        times.sort()
-        out["runs"].append({
-            "ef": ef,
-            "recall": found / (10 * q),
-            "p50_ms": times[len(times) // 2] * 1e3,
-            "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
-            "qps": q / sum(times),
-        })
-    # Filters matching 50%, 5%, 1% and 0.1% of the rows (every 2nd, 20th, 100th, 1000th, as in
-    # vitrina's rows), applied inside faiss's graph search (IDSelectorBitmap), at the
-    # largest efSearch; recall against the exact filtered answer.
+        out["runs"].append({"ef": ef, "recall": found / (10 * q), **summary(times)})
+    # vitrina's filters (every n-th row), applied inside faiss's graph search
+    # (IDSelectorBitmap), at the largest efSearch; recall against the exact filtered answer.
     index.hnsw.efSearch = efs[-1]
     scores = queries @ base.T
-    for every in (2, 20, 100, 1000):
+    for every in filters:
         keep = np.arange(n) % every == 0
         bitmap = np.packbits(keep, bitorder="little")
         selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
@@ -76,15 +79,12 @@ def main() -> None:
             got = [x for x in ids[0].tolist() if x >= 0]
             returned += len(got)
             found += len(set(got) & set(want[i].tolist()))
-        times.sort()
         out["filtered"].append({
             "every": every,
             "ef": efs[-1],
             "recall": found / (10 * q),
             "results": returned / q,
-            "p50_ms": times[len(times) // 2] * 1e3,
-            "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
-            "qps": q / sum(times),
+            **summary(times),
         })
     print(json.dumps(out))
 

@@ -21,6 +21,9 @@ use crate::store::{LiveStore, Store, VectorKind};
 
 pub(super) const DIM_QUERIES: usize = 500;
 const EFS: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
+/// Filters matching 50%, 5%, 1% and 0.1% of the vectors: every 2nd, 20th, 100th, 1000th
+/// row (the same filters for faiss).
+const FILTERS: [(&str, usize); 4] = [("50%", 2), ("5%", 20), ("1%", 100), ("0.1%", 1000)];
 
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -188,9 +191,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         ));
     }
 
-    // Filters matching 50%, 5%, 1% and 0.1% of the vectors (by row: every 2nd, 20th,
-    // 100th, 1000th).
-    for (share, every) in [("50%", 2usize), ("5%", 20), ("1%", 100), ("0.1%", 1000)] {
+    for (share, every) in FILTERS {
         let keep = move |r: usize| r.is_multiple_of(every);
         let mut exact_ms = Vec::new();
         let mut ann_ms = Vec::new();
@@ -244,6 +245,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             params.ef_construction.to_string(),
             efs.join(","),
             "2".into(),
+            FILTERS.map(|(_, every)| every.to_string()).join(","),
         ];
         let mut args = vec![
             base_file.as_os_str(),
@@ -272,17 +274,21 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         ));
         // faiss's runs as (ef, recall, timing), like ours.
         let number = |run: &serde_json::Value, key: &str| run[key].as_f64().unwrap_or(0.0);
+        let timing_of = |run: &serde_json::Value| Timing {
+            p50: number(run, "p50_ms"),
+            p99: number(run, "p99_ms"),
+            qps: number(run, "qps"),
+        };
         let theirs: Vec<(usize, f64, Timing)> = peer["runs"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|run| {
-                let timing = Timing {
-                    p50: number(run, "p50_ms"),
-                    p99: number(run, "p99_ms"),
-                    qps: number(run, "qps"),
-                };
-                (number(run, "ef") as usize, number(run, "recall"), timing)
+                (
+                    number(run, "ef") as usize,
+                    number(run, "recall"),
+                    timing_of(run),
+                )
             })
             .collect();
         // This machine's speed drifts by a quarter between minutes (a shared VM), so our
@@ -325,11 +331,6 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         }
         for run in peer["filtered"].as_array().into_iter().flatten() {
             let every = number(run, "every");
-            let timing = Timing {
-                p50: number(run, "p50_ms"),
-                p99: number(run, "p99_ms"),
-                qps: number(run, "qps"),
-            };
             out.push(row(
                 format!(
                     "faiss filter matching {}%: filtered graph search (IDSelectorBitmap, efSearch {}), recall@10 {:.3}, {:.1} results",
@@ -338,7 +339,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
                     number(run, "recall"),
                     number(run, "results")
                 ),
-                fmt(&timing),
+                fmt(&timing_of(run)),
             ));
         }
         for (ef, recall, t) in &theirs {

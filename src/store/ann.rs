@@ -30,7 +30,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 
 use anyhow::{bail, ensure, Context, Result};
 use rand::{Rng, SeedableRng};
@@ -385,11 +385,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// row is on, each behind the row's lock.
 struct Building {
     lists: Vec<Mutex<Vec<Vec<u32>>>>,
-    /// The entry row and its layer.
-    entry: RwLock<Option<(u32, usize)>>,
-    /// Held through a whole insertion that raises the top layer (hnswlib's rule), so two
-    /// such insertions never race to set the entry.
-    growing: Mutex<()>,
+    /// The entry row and its layer. Every insertion reads it under this lock; one that
+    /// raises the top layer holds the lock through its whole insertion (hnswlib's rule),
+    /// so two such insertions never race to set the entry.
+    entry: Mutex<Option<(u32, usize)>>,
 }
 
 impl Adjacency for Building {
@@ -407,20 +406,13 @@ impl Walk<'_, Building> {
     /// Inserts `row` on layers `0..=level` (the paper's algorithm 1).
     fn insert(&self, row: u32, level: usize, params: &AnnParams) {
         let graph = self.links;
-        let growing = {
-            let guard = lock(&graph.growing);
-            let top = graph
-                .entry
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .map(|e| e.1);
-            top.is_none_or(|top| level > top).then_some(guard)
-        };
-        let entry = *graph.entry.read().unwrap_or_else(|e| e.into_inner());
-        let Some((entry, top)) = entry else {
-            *graph.entry.write().unwrap_or_else(|e| e.into_inner()) = Some((row, level));
+        let mut held = lock(&graph.entry);
+        let Some((entry, top)) = *held else {
+            *held = Some((row, level));
             return;
         };
+        // Released at once unless this row raises the top layer.
+        let growing = (level > top).then_some(held);
         let query = self.vector(row);
         let mut at = self.score(query, entry);
         for layer in (level + 1..=top).rev() {
@@ -441,8 +433,8 @@ impl Walk<'_, Building> {
                 at = best;
             }
         }
-        if growing.is_some() && level > top {
-            *graph.entry.write().unwrap_or_else(|e| e.into_inner()) = Some((row, level));
+        if let Some(mut held) = growing {
+            *held = Some((row, level));
         }
     }
 
@@ -513,8 +505,7 @@ impl Graph {
                 .iter()
                 .map(|&l| Mutex::new(vec![Vec::new(); l + 1]))
                 .collect(),
-            entry: RwLock::new(None),
-            growing: Mutex::new(()),
+            entry: Mutex::new(None),
         };
         let walk = Walk {
             links: &building,

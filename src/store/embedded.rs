@@ -328,10 +328,7 @@ impl EmbeddedWriter {
             (wal::create(dir, position.generation)?, wal::HEADER_LEN)
         };
         // Graphs an older vitrina wrote are not read: rebuilt at the next compaction.
-        let outdated = position
-            .graphs
-            .iter()
-            .any(|g| g.format != file::GraphFormat::Vitrina1);
+        let outdated = position.graphs.iter().any(|g| !g.is_read());
         if outdated {
             notes.push(format!(
                 "{}: the ANN graphs were written by an older vitrina and are not used (searches scan exactly); they are rebuilt at the next compaction (`vitrina index --index {}`)",
@@ -481,6 +478,16 @@ mod tests {
 
     const DIM: usize = 4;
 
+    /// The names of the files in `dir`, sorted.
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     fn meta() -> StoreMeta {
         StoreMeta {
             model: "toy".into(),
@@ -572,11 +579,7 @@ mod tests {
         drop(w);
         check(&*LiveStore::open(dir.path()).unwrap().snapshot());
         // One base and one log remain.
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
+        let names = file_names(dir.path());
         assert_eq!(names, ["index.vitrina", "wal-000001.log", "write.lock"]);
     }
 
@@ -921,10 +924,7 @@ mod tests {
         }));
         w.compact().unwrap();
         drop(w);
-        let names: Vec<String> = std::fs::read_dir(big.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
+        let names = file_names(big.path());
         assert!(!names.iter().any(|n| n.starts_with("ann-")), "{names:?}");
         assert_eq!(
             LiveStore::open(big.path())
@@ -1022,10 +1022,7 @@ mod tests {
             "{}",
             snap.info().search
         );
-        let names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
+        let names = file_names(dir.path());
         assert!(!names.iter().any(|n| n.contains(".hnsw.")), "{names:?}");
     }
 }

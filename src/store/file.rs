@@ -71,6 +71,12 @@ pub(crate) enum GraphFormat {
 }
 
 impl GraphFile {
+    /// Whether this vitrina reads the graph (an older one's is searched exactly until
+    /// the next compaction rebuilds it).
+    pub fn is_read(&self) -> bool {
+        self.format == GraphFormat::Vitrina1
+    }
+
     /// The graph's files in the store folder.
     pub fn files(&self) -> Vec<String> {
         match self.format {
@@ -328,9 +334,7 @@ pub(crate) fn read(dir: &Path) -> Result<Base> {
     let dim = meta.dim;
     let mut segment = Segment::new(header.products, vectors, dim);
     for g in &header.graphs {
-        if g.format == GraphFormat::HnswRs {
-            // An older vitrina's graph: searched exactly until rebuilt (the writer
-            // rebuilds it at its next compaction).
+        if !g.is_read() {
             continue;
         }
         let name = &g.files()[0];
