@@ -15,7 +15,7 @@ use rand_distr::{Distribution, Normal};
 
 use super::{percentile, row, Row};
 use crate::encoder::normalize_rows;
-use crate::store::ann::{AnnParams, Graph};
+use crate::store::ann::{AnnParams, Graph, TUNED_RECALL, TUNING_QUERIES};
 use crate::store::scan::top_k;
 use crate::store::{LiveStore, Store, VectorKind};
 
@@ -58,6 +58,9 @@ pub(super) fn fmt(t: &Timing) -> String {
 pub(super) struct BenchVectors {
     pub base: Vec<f32>,
     pub queries: Vec<f32>,
+    /// Other products' title vectors with their rows, as many as a store tunes its
+    /// graphs with.
+    pub tuning: Vec<(usize, Vec<f32>)>,
     pub dim: usize,
     /// Products of the source index.
     pub source_rows: usize,
@@ -103,9 +106,16 @@ pub(super) fn bench_vectors(index: &Path, rows: usize) -> Result<BenchVectors> {
     let queries: Vec<f32> = (0..DIM_QUERIES)
         .flat_map(|_| texts[rng.random_range(0..n0)].clone())
         .collect();
+    let tuning = (0..TUNING_QUERIES)
+        .map(|_| {
+            let r = rng.random_range(0..n0);
+            (r, texts[r].clone())
+        })
+        .collect();
     Ok(BenchVectors {
         base,
         queries,
+        tuning,
         dim,
         source_rows: n0,
         kind,
@@ -149,6 +159,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let BenchVectors {
         base,
         queries,
+        tuning,
         dim,
         source_rows: n0,
         kind,
@@ -173,9 +184,14 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
     let params = AnnParams::default();
     let before = rss_mb();
     let t = Instant::now();
-    let graph = Graph::build(&base, dim, params)?;
+    let mut graph = Graph::build(&base, dim, params)?;
     let build = t.elapsed().as_secs_f64();
     let grown = rss_mb() - before;
+    let t = Instant::now();
+    let tuning: Vec<(usize, &[f32])> = tuning.iter().map(|(r, q)| (*r, q.as_slice())).collect();
+    let tuned = graph.tune_ef_search(&base, dim, &tuning);
+    let tuning_s = t.elapsed().as_secs_f64();
+    graph.tuned_ef_search = Some(tuned);
     out.push(row(
         format!(
             "vitrina HNSW build (M {}, ef_construction {}, 2 threads; links only, the store holds the vectors)",
@@ -191,6 +207,15 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         ));
     }
 
+    if let Some((_, recall, _)) = first.iter().find(|r| r.0 == tuned) {
+        out.push(row(
+            format!(
+                "ef_search as a store tunes it: {TUNING_QUERIES} other products' title vectors (each product left out), target recall@10 {TUNED_RECALL}"
+            ),
+            format!("ef_search {tuned} (recall@10 {recall:.3} on the queries above), tuned in {tuning_s:.2} s"),
+        ));
+    }
+
     for (share, every) in FILTERS {
         let keep = move |r: usize| r.is_multiple_of(every);
         let mut exact_ms = Vec::new();
@@ -201,7 +226,8 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             let want = top_k(&base, dim, q, 10, keep);
             exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
-            let mut hits = graph.search(&base, dim, q, 10, params.ef_search, Some(&keep));
+            let ef = graph.ef_search(1.0 / every as f64);
+            let mut hits = graph.search(&base, dim, q, 10, ef, Some(&keep));
             if hits.len() < 10 {
                 hits = top_k(&base, dim, q, 10, keep);
             }
@@ -218,7 +244,8 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         ));
         out.push(row(
             format!(
-                "filter matching {share}: HNSW filtered graph search (ef_search {}, scan if < 10 found), recall@10 {:.3}, {:.1} results",
+                "filter matching {share}: HNSW filtered graph search (ef_search {}: the tuned one / {share}, at most {}; scan if < 10 found), recall@10 {:.3}, {:.1} results",
+                graph.ef_search(1.0 / every as f64),
                 params.ef_search,
                 found as f64 / (10 * DIM_QUERIES) as f64,
                 returned as f64 / DIM_QUERIES as f64

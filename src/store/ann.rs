@@ -141,10 +141,24 @@ const MAX_LAYERS: usize = 16;
 /// Seed of the layer draws, so a catalogue's graph has the same layers on every build.
 const LEVEL_SEED: u64 = 0x5eed_4e5f;
 
+/// Recall@10 an unfiltered search is tuned to reach (see [`Graph::tune_ef_search`]).
+pub const TUNED_RECALL: f64 = 0.995;
+
+/// Queries a graph is tuned with: enough to estimate recall@10 near 0.995 to about
+/// +-0.002 (2,000 neighbours), few enough to add only seconds to a build
+/// (`bench --suite ann` prints the time).
+pub const TUNING_QUERIES: usize = 200;
+
+/// ef_search settings tried when tuning, smallest first (those of `bench --suite ann`).
+const EF_LADDER: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
+
 /// One HNSW graph over the rows of a matrix (the store's own: the graph holds only links).
 pub struct Graph {
     links: Links,
     pub params: AnnParams,
+    /// The ef_search unfiltered searches use, when tuned on the catalogue (else
+    /// `params.ef_search`).
+    pub tuned_ef_search: Option<usize>,
 }
 
 /// The graph's links as arrays of row numbers.
@@ -547,7 +561,75 @@ impl Graph {
                 copy_rows,
             },
             params,
+            tuned_ef_search: None,
         })
+    }
+
+    /// The ef_search a search uses unless the caller names one, for a filter that admits
+    /// `share` of the rows (1 when unfiltered): the tuned one, widened by `1 / share`
+    /// up to `params.ef_search`, since a filtered walk returns the admitted rows among
+    /// those it meets and must meet `1 / share` times as many to find as many.
+    pub fn ef_search(&self, share: f64) -> usize {
+        let ceiling = self.params.ef_search;
+        match self.tuned_ef_search {
+            Some(ef) if share > 0.0 => {
+                ((ef as f64 / share).ceil() as usize).clamp(ef, ceiling.max(ef))
+            }
+            _ => ceiling,
+        }
+    }
+
+    /// The smallest ef_search (of the ladder, at most `params.ef_search`) at which
+    /// unfiltered searches for `queries` find [`TUNED_RECALL`] of their exact 10 best
+    /// rows. Each query comes with a row left out of both answers: its own product, as
+    /// `eval` leaves it out (a product's title would otherwise find its own text vector,
+    /// which any walk does).
+    ///
+    /// Why tune: the recall an ef_search buys depends on the catalogue. On Myntra's
+    /// 44,446 products ef 48 already finds 0.997 of the exact top 10 and ef 256 (the
+    /// default, chosen at 200,000 rows) 0.999 at three times the cost (`bench --suite
+    /// ann --rows 44446`). The queries should be what shoppers ask: the store passes
+    /// its products' title vectors, as `bench --suite ann` does. A hit counts when it
+    /// scores at least the exact 10th's (copies of one vector tie).
+    pub fn tune_ef_search(
+        &self,
+        vectors: &[f32],
+        dim: usize,
+        queries: &[(usize, &[f32])],
+    ) -> usize {
+        use rayon::prelude::*;
+        let ceiling = self.params.ef_search;
+        let tenths: Vec<Option<f32>> = queries
+            .iter()
+            .map(|&(own, q)| {
+                let best = super::scan::top_k(vectors, dim, q, 10, |r| r != own);
+                best.get(9).map(|h| h.score)
+            })
+            .collect();
+        let wanted = tenths.iter().flatten().count() * 10;
+        if wanted == 0 {
+            return ceiling;
+        }
+        for ef in EF_LADDER.into_iter().filter(|&ef| ef < ceiling) {
+            let found: usize = queries
+                .par_iter()
+                .zip(&tenths)
+                .map(|(&(own, q), tenth)| match tenth {
+                    Some(tenth) => {
+                        let keep = |r: usize| r != own;
+                        self.search(vectors, dim, q, 10, ef, Some(&keep))
+                            .iter()
+                            .filter(|h| h.score >= tenth - 1e-6)
+                            .count()
+                    }
+                    None => 0,
+                })
+                .sum();
+            if found as f64 >= TUNED_RECALL * wanted as f64 {
+                return ef;
+            }
+        }
+        ceiling
     }
 
     /// The best `k` rows of `vectors` (the matrix the graph was built over, `dim` wide)
@@ -705,6 +787,7 @@ impl Graph {
                 copy_rows,
             },
             params,
+            tuned_ef_search: None,
         })
     }
 }
@@ -755,6 +838,41 @@ mod tests {
             assert!(approx.windows(2).all(|w| w[0].score >= w[1].score));
         }
         found as f64 / (10 * queries.len() / dim) as f64
+    }
+
+    #[test]
+    fn tuning_picks_the_smallest_ef_search_that_reaches_the_target() {
+        // Low-dimensional vectors: an easy graph, where far less than the default does.
+        let (n, dim) = (4000, 8);
+        let data = random_unit(n, dim, 5);
+        let queries = random_unit(TUNING_QUERIES, dim, 6);
+        // Random queries, with a row each left out (which no search may return).
+        let tuning: Vec<(usize, &[f32])> = queries.chunks_exact(dim).enumerate().collect();
+        let mut graph = Graph::build(&data, dim, AnnParams::default()).unwrap();
+        assert_eq!(graph.ef_search(1.0), 256, "untuned: the policy's");
+        let ef = graph.tune_ef_search(&data, dim, &tuning);
+        assert!(ef < 256, "tuned to {ef}");
+        assert!(recall(&graph, &data, &queries, dim, ef) >= TUNED_RECALL);
+        let below = EF_LADDER.iter().rev().find(|&&e| e < ef);
+        if let Some(&below) = below {
+            let r = recall(&graph, &data, &queries, dim, below);
+            assert!(r < TUNED_RECALL, "ef {below} already reaches {r}");
+        }
+        // Used unfiltered; widened by 1 / share for filters, up to the policy's.
+        graph.tuned_ef_search = Some(ef);
+        assert_eq!(graph.ef_search(1.0), ef);
+        assert_eq!(graph.ef_search(0.5), (2 * ef).min(256));
+        assert_eq!(graph.ef_search(0.01), 256);
+        // A policy below the ladder's answer caps it; no queries: the policy's.
+        let capped = Graph {
+            params: AnnParams {
+                ef_search: 16,
+                ..graph.params
+            },
+            ..graph
+        };
+        assert!(capped.tune_ef_search(&data, dim, &tuning) <= 16);
+        assert_eq!(capped.tune_ef_search(&data, dim, &[]), 16);
     }
 
     #[test]

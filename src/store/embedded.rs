@@ -345,8 +345,10 @@ impl EmbeddedWriter {
             base_bytes: position.base_bytes,
             state,
             ann: position.ann,
+            // Graphs from before ef_search was tuned at build are used as they are and
+            // rebuilt, tuned, at the next `vitrina index`.
+            ann_changed: outdated || position.graphs.iter().any(|g| g.tuned_ef_search.is_none()),
             graphs: position.graphs,
-            ann_changed: outdated,
             notes,
         })
     }
@@ -884,6 +886,15 @@ mod tests {
             own.info().search
         );
         assert!(search(own, Method::Ann, None, 10).is_ok());
+        // Each graph records the ef_search it was tuned to (at most the policy's), and a
+        // reopened store uses it for unfiltered searches.
+        let graphs = file::read(big.path()).unwrap().graphs;
+        let tuned: Vec<usize> = graphs.iter().filter_map(|g| g.tuned_ef_search).collect();
+        assert_eq!(tuned.len(), graphs.len());
+        assert!(
+            tuned.iter().all(|&ef| ef <= policy.params.ef_search),
+            "{tuned:?}"
+        );
         // A change after the graph was built is found (scanned exactly).
         let mut late = entry("late", "L", 0);
         late.vectors.insert(VectorKind::Text, q.clone());
@@ -892,7 +903,11 @@ mod tests {
         drop(w);
         let snap = LiveStore::open(big.path()).unwrap().snapshot();
         assert!(
-            snap.info().search.starts_with("hnsw"),
+            snap.info().search.starts_with("hnsw")
+                && snap
+                    .info()
+                    .search
+                    .contains(&format!("ef_search unfiltered Text {}", tuned[0])),
             "{}",
             snap.info().search
         );

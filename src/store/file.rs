@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::ann::{AnnParams, AnnPolicy, Graph};
+use super::ann::{AnnParams, AnnPolicy, Graph, TUNING_QUERIES};
 use super::snapshot::Segment;
 use super::{StoreMeta, StoredProduct, VectorKind};
 
@@ -56,6 +56,10 @@ pub(crate) struct GraphFile {
     pub crc32: Vec<u32>,
     #[serde(default)]
     pub format: GraphFormat,
+    /// The ef_search unfiltered searches use, tuned when the graph was built
+    /// ([`Graph::tune_ef_search`]; absent in graphs of older vitrinas: `params.ef_search`).
+    #[serde(default)]
+    pub tuned_ef_search: Option<usize>,
 }
 
 /// Who wrote a graph's files.
@@ -127,14 +131,32 @@ pub(crate) fn write_graphs(
     params: AnnParams,
 ) -> Result<Vec<GraphFile>> {
     let mut out = Vec::new();
+    // Every graph is tuned with products' title vectors, the queries shoppers type, each
+    // product left out of its own answers (a store without text vectors: its own kind's).
+    let queries = segment
+        .vectors
+        .get(&VectorKind::Text)
+        .or_else(|| meta.kinds.first().and_then(|k| segment.vectors.get(k)));
+    let tuning: Vec<(usize, &[f32])> = queries.map_or(Vec::new(), |vectors| {
+        let rows = vectors.len() / meta.dim.max(1);
+        let step = rows.div_ceil(TUNING_QUERIES).max(1);
+        (0..rows)
+            .step_by(step)
+            .map(|r| (r, &vectors[r * meta.dim..(r + 1) * meta.dim]))
+            .collect()
+    });
     for &kind in &meta.kinds {
-        let graph = Graph::build(&segment.vectors[&kind], meta.dim, params)?;
+        let vectors = &segment.vectors[&kind];
+        let mut graph = Graph::build(vectors, meta.dim, params)?;
+        let tuned = graph.tune_ef_search(vectors, meta.dim, &tuning);
+        graph.tuned_ef_search = Some(tuned);
         let file = GraphFile {
             kind,
             basename: format!("ann-{}-{generation:06}", format!("{kind:?}").to_lowercase()),
             params,
             crc32: Vec::new(),
             format: GraphFormat::Vitrina1,
+            tuned_ef_search: Some(tuned),
         };
         let bytes = graph.to_bytes();
         let name = &file.files()[0];
@@ -353,8 +375,9 @@ pub(crate) fn read(dir: &Path) -> Result<Base> {
                 dir.display()
             );
         }
-        let graph = Graph::from_bytes(&bytes, segment.products.len(), g.params)
+        let mut graph = Graph::from_bytes(&bytes, segment.products.len(), g.params)
             .with_context(|| format!("cannot read the ANN graph {}", file.display()))?;
+        graph.tuned_ef_search = g.tuned_ef_search;
         segment.ann.insert(g.kind, std::sync::Arc::new(graph));
     }
     Ok(Base {

@@ -173,12 +173,17 @@ impl Segment {
                     ))
                 }
                 (method, Some(graph)) => {
-                    let ef = candidates.ef_search.unwrap_or(graph.params.ef_search);
                     let restricted = candidates.restricted() || !all_alive;
+                    let share = if restricted {
+                        admitted_share(self.len(), &keep)
+                    } else {
+                        1.0
+                    };
+                    let ef = candidates.ef_search.unwrap_or(graph.ef_search(share));
                     let vectors = self.vectors.get(&kind).map_or(&[][..], Vec::as_slice);
                     let hits = if !restricted {
                         graph.search(vectors, d, query, k, ef, None)
-                    } else if method == Method::Auto && admitted_share(self.len(), &keep) < SELECTIVE {
+                    } else if method == Method::Auto && share < SELECTIVE {
                         // A selective filter: the exact scan scores only the admitted
                         // products, and the graph would meet too few of them.
                         Vec::new()
@@ -548,12 +553,17 @@ impl Store for Snapshot {
     fn info(&self) -> StoreInfo {
         let search = match self.base.ann.values().next() {
             Some(g) => format!(
-                "hnsw (M {}, ef_construction {}, ef_search {}) over {} products for {:?}; exact over {} recent changes",
+                "hnsw (M {}, ef_construction {}, ef_search unfiltered {}, filtered up to {}) over {} products; exact over {} recent changes",
                 g.params.m,
                 g.params.ef_construction,
+                self.base
+                    .ann
+                    .iter()
+                    .map(|(kind, g)| format!("{kind:?} {}", g.ef_search(1.0)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 g.params.ef_search,
                 self.base.len(),
-                self.base.ann.keys().collect::<Vec<_>>(),
                 self.delta.len()
             ),
             None => "exact".into(),
