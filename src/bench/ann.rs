@@ -15,12 +15,11 @@ use rand_distr::{Distribution, Normal};
 
 use super::{percentile, row, Row};
 use crate::encoder::normalize_rows;
-use crate::store::ann::{AnnParams, Graph, TUNED_RECALL, TUNING_QUERIES};
+use crate::store::ann::{AnnParams, Graph, EF_LADDER, TUNED_RECALL, TUNING_QUERIES};
 use crate::store::scan::top_k;
 use crate::store::{LiveStore, Store, VectorKind};
 
 pub(super) const DIM_QUERIES: usize = 500;
-const EFS: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
 /// Filters matching 50%, 5%, 1% and 0.1% of the vectors: every 2nd, 20th, 100th, 1000th
 /// row (the same filters for faiss).
 const FILTERS: [(&str, usize); 4] = [("50%", 2), ("5%", 20), ("1%", 100), ("0.1%", 1000)];
@@ -131,7 +130,8 @@ fn search_pass(
     queries: &[f32],
     truth: &[Vec<usize>],
 ) -> Vec<(usize, f64, Vec<f64>)> {
-    EFS.iter()
+    EF_LADDER
+        .iter()
         .map(|&ef| {
             let mut ms = Vec::new();
             let mut found = 0;
@@ -218,6 +218,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
 
     for (share, every) in FILTERS {
         let keep = move |r: usize| r.is_multiple_of(every);
+        let ef = graph.ef_search(1.0 / every as f64);
         let mut exact_ms = Vec::new();
         let mut ann_ms = Vec::new();
         let (mut found, mut returned) = (0, 0);
@@ -226,7 +227,6 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
             let want = top_k(&base, dim, q, 10, keep);
             exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
-            let ef = graph.ef_search(1.0 / every as f64);
             let mut hits = graph.search(&base, dim, q, 10, ef, Some(&keep));
             if hits.len() < 10 {
                 hits = top_k(&base, dim, q, 10, keep);
@@ -245,7 +245,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         out.push(row(
             format!(
                 "filter matching {share}: HNSW filtered graph search (ef_search {}: the tuned one / {share}, at most {}; scan if < 10 found), recall@10 {:.3}, {:.1} results",
-                graph.ef_search(1.0 / every as f64),
+                ef,
                 params.ef_search,
                 found as f64 / (10 * DIM_QUERIES) as f64,
                 returned as f64 / DIM_QUERIES as f64
@@ -263,7 +263,7 @@ pub fn run(index: &Path, rows: usize, peer: Option<&Path>) -> Result<Vec<Row>> {
         std::fs::write(&query_file, bytemuck::cast_slice::<f32, u8>(&queries))?;
         let truth_ids: Vec<i64> = truth.iter().flatten().map(|&r| r as i64).collect();
         std::fs::write(&truth_file, bytemuck::cast_slice::<i64, u8>(&truth_ids))?;
-        let efs: Vec<String> = EFS.iter().map(|e| e.to_string()).collect();
+        let efs: Vec<String> = EF_LADDER.iter().map(|e| e.to_string()).collect();
         let numbers = [
             rows.to_string(),
             DIM_QUERIES.to_string(),

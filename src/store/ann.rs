@@ -149,8 +149,9 @@ pub const TUNED_RECALL: f64 = 0.995;
 /// (`bench --suite ann` prints the time).
 pub const TUNING_QUERIES: usize = 200;
 
-/// ef_search settings tried when tuning, smallest first (those of `bench --suite ann`).
-const EF_LADDER: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
+/// ef_search settings tried when tuning, smallest first (`bench --suite ann` measures
+/// each).
+pub const EF_LADDER: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
 
 /// One HNSW graph over the rows of a matrix (the store's own: the graph holds only links).
 pub struct Graph {
