@@ -91,7 +91,7 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.norm.forward(x)?)?.gelu()?;
+        let h = super::gelu::gelu(&self.fc1.forward(&self.norm.forward(x)?)?)?;
         Ok((x + self.fc2.forward(&h)?)?)
     }
 }
