@@ -504,14 +504,16 @@ struct TrainArgs {
     /// Folder for image_tower.safetensors and card.json.
     #[arg(long)]
     out: PathBuf,
-    /// Name recorded in the card.
-    #[arg(long, default_value = "vitrina-lit-myntra-v1")]
+    /// Name recorded in the card (default: the built-in tower's, whose recipe the
+    /// defaults are).
+    #[arg(long, default_value_t = vitrina::encoder::BUILTIN_TOWER_NAME.to_string())]
     name: String,
     /// Use at most this many products of each split (for quick runs).
     #[arg(long)]
     limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Passes over the pairs (default 20).
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -527,14 +529,14 @@ struct TrainArgs {
     /// Side of the first stage's square patches, pixels.
     #[arg(long)]
     patch: Option<usize>,
-    /// Title similarity above which two pairs of a batch are both positives, e.g. 0.85
-    /// (default: off, plain one-positive CLIP).
+    /// Title similarity above which two pairs of a batch are both positives (default
+    /// 0.85, the built-in tower's recipe; above 1, e.g. 2: plain one-positive CLIP).
     #[arg(long)]
     same_title: Option<f64>,
     /// Vary the photos as shoppers' photos vary: crops, padding, shifts, small
     /// rotations, low resolution, JPEG (never colour). The value is the share of photos
     /// warped (0.8 when given alone; a quarter of it for low resolution and for JPEG).
-    /// Default: mirroring only.
+    /// Default: 0.25, the built-in tower's recipe; 0: mirroring only.
     #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "0.8")]
     augment: Option<f64>,
     #[command(flatten)]

@@ -1,16 +1,17 @@
 //! The built-in image tower's weights and card, compiled into the binary so that a
 //! clean checkout indexes and searches images offline with no training step. They are
-//! made by `vitrina train` (see models/vitrina-lit-myntra-v1/card.json for the command).
+//! made by `vitrina train` (see models/vitrina-lit-myntra-v2/card.json for the command).
 
 use anyhow::{Context, Result};
 
 use super::{ImageTower, TowerConfig};
 
 /// Name of the built-in image tower, recorded in indexes built with it.
-pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v1";
+pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v2";
 
-const WEIGHTS: &[u8] = include_bytes!("../../models/vitrina-lit-myntra-v1/image_tower.safetensors");
-const CARD: &str = include_str!("../../models/vitrina-lit-myntra-v1/card.json");
+const WEIGHTS: &[u8] = include_bytes!("../../models/vitrina-lit-myntra-v2/image_tower.safetensors");
+/// The built-in tower's model card: its recipe, training log and held-out figures.
+pub const BUILTIN_CARD: &str = include_str!("../../models/vitrina-lit-myntra-v2/card.json");
 
 /// Loads the built-in tower.
 pub fn builtin_tower() -> Result<ImageTower> {
@@ -18,6 +19,6 @@ pub fn builtin_tower() -> Result<ImageTower> {
     struct Card {
         tower: TowerConfig,
     }
-    let card: Card = serde_json::from_str(CARD).context("built-in model card")?;
+    let card: Card = serde_json::from_str(BUILTIN_CARD).context("built-in model card")?;
     ImageTower::from_safetensors(BUILTIN_TOWER_NAME, &card.tower, WEIGHTS)
 }

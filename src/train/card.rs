@@ -112,3 +112,25 @@ pub fn train_and_save(
     )?;
     Ok(card)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `vitrina train` without options trains the built-in tower's recipe: its card's
+    /// hyper-parameters are the defaults (the seed and the catalogue are the command's).
+    #[test]
+    fn the_defaults_are_the_built_in_towers_recipe() {
+        let card: ModelCard = serde_json::from_str(crate::encoder::BUILTIN_CARD).unwrap();
+        assert_eq!(card.name, crate::encoder::BUILTIN_TOWER_NAME);
+        assert_eq!(card.tower, card.train.tower);
+        let defaults = TrainConfig {
+            seed: card.train.seed,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&card.train).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+}
