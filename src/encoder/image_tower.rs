@@ -1,12 +1,13 @@
 //! The built-in image tower: a small hierarchical patch network, trained by `vitrina
 //! train` to map product photos into the frozen MiniLM text space (LiT).
 //!
-//! Design, for two CPU cores: the image is cut into 4x4 patches, and three stages each
-//! merge 2x2 neighbours (as Swin's patch merging does) then refine every token with a
-//! residual MLP. Every layer is a matrix product, the fastest op candle has on a CPU
-//! and one whose backward pass is as fast, which makes training in Rust practical. The
-//! last stage's tokens each see a 16x16 pixel window; global mean pooling and a linear
-//! head give a 384-d vector, L2-normalised.
+//! Design, for two CPU cores: the image is cut into square patches (8x8 in the built-in
+//! tower), and each stage after the first merges 2x2 neighbours (as Swin's patch merging
+//! does); every stage refines its tokens with residual MLPs. Every layer is a matrix
+//! product, the fastest op candle has on a CPU and one whose backward pass is as fast,
+//! which makes training in Rust practical. The built-in tower's last stage (of two) has
+//! tokens that each see a 16x16 pixel window; global mean pooling and a linear head give
+//! a 384-d vector, L2-normalised.
 
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
