@@ -520,7 +520,7 @@ struct TrainArgs {
     batch_size: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
-    /// Token width of each stage of the tower, comma-separated (e.g. 96,256).
+    /// Token width of each stage of the tower, comma-separated (e.g. 96,384).
     #[arg(long, value_delimiter = ',')]
     dims: Option<Vec<usize>>,
     /// Residual blocks per stage, comma-separated, as many as --dims.

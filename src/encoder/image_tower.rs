@@ -42,7 +42,7 @@ impl Default for TowerConfig {
             height: 80,
             width: 64,
             patch: 8,
-            dims: vec![96, 256],
+            dims: vec![96, 384],
             depths: vec![1, 2],
             mlp_ratio: 2,
             out_dim: 384,
