@@ -23,10 +23,16 @@ pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(Gelu)
 }
 
+/// The argument of tanh, k (x + c x^3), written as candle writes it.
+#[inline]
+fn tanh_argument(v: f32) -> f32 {
+    SQRT_TWO_OVER_PI * v * (1.0 + CUBIC * v * v)
+}
+
 /// Candle's expression, term for term.
 #[inline]
 fn forward(v: f32) -> f32 {
-    0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + CUBIC * v * v)))
+    0.5 * v * (1.0 + f32::tanh(tanh_argument(v)))
 }
 
 /// d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2), t = tanh(k (x + c x^3)).
@@ -34,7 +40,7 @@ fn forward(v: f32) -> f32 {
 /// error (~1e-7) is far below what a gradient step notices.
 #[inline]
 fn derivative(v: f32) -> f32 {
-    let t = 1.0 - 2.0 / (1.0 + f32::exp(2.0 * SQRT_TWO_OVER_PI * v * (1.0 + CUBIC * v * v)));
+    let t = 1.0 - 2.0 / (1.0 + f32::exp(2.0 * tanh_argument(v)));
     0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * SQRT_TWO_OVER_PI * (1.0 + 3.0 * CUBIC * v * v)
 }
 

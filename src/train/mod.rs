@@ -78,7 +78,7 @@ impl Default for TrainConfig {
 }
 
 /// Share of photos the built-in tower's recipe warps.
-pub const BUILTIN_WARP_SHARE: f64 = 0.25;
+const BUILTIN_WARP_SHARE: f64 = 0.25;
 
 fn one_positive() -> f64 {
     2.0
