@@ -43,9 +43,16 @@ fn server_url() -> &'static str {
     URL.get_or_init(|| start_server(&[]))
 }
 
-/// A URL naming `table`, which is dropped first (tests own their tables).
+/// A URL naming `table` on the shared test server, dropped first (tests own their
+/// tables).
 fn fresh_table(table: &str) -> String {
-    let url = format!("{}?table={table}", server_url());
+    fresh_table_on(server_url(), table)
+}
+
+/// A URL naming `table` on the server at `server`, dropped first: a data folder that
+/// outlives a run (CI keeps `VITRINA_PG_HOME`) may hold the table from an older model.
+fn fresh_table_on(server: &str, table: &str) -> String {
+    let url = format!("{server}?table={table}");
     let Location::Postgres(pg) = url.parse::<Location>().unwrap() else {
         unreachable!("a postgres:// URL")
     };
@@ -583,7 +590,7 @@ fn the_server_answers_503_while_postgres_is_down_and_recovers() {
         ("VITRINA_PG_PORT", "54339"),
         ("VITRINA_PG_DATA", data.as_str()),
     ];
-    let url = format!("{}?table=outage", start_server(&env));
+    let url = fresh_table_on(&start_server(&env), "outage");
     let folder = myntra_folder().to_str().unwrap().to_string();
     let out = vitrina(&["copy", "--from", &folder, "--to", &url]);
     assert!(
