@@ -529,6 +529,10 @@ struct TrainArgs {
     /// Side of the first stage's square patches, pixels.
     #[arg(long)]
     patch: Option<usize>,
+    /// A token-mixing layer before each block of the last stage (`--token-mixing` alone:
+    /// true), so the pooled vector sees the photo's layout.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    token_mixing: Option<bool>,
     /// Title similarity above which two pairs of a batch are both positives (default
     /// 0.85, the built-in tower's recipe; above 1, e.g. 2: plain one-positive CLIP).
     #[arg(long)]
@@ -1035,6 +1039,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     tower.dims = args.dims.unwrap_or(tower.dims.clone());
     tower.depths = args.depths.unwrap_or(tower.depths.clone());
     tower.patch = args.patch.unwrap_or(tower.patch);
+    tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
     // Before the minutes spent reading images: the network checks it again when built.
     tower.check().context("--dims, --depths and --patch")?;
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;

@@ -78,6 +78,7 @@ fn config() -> TrainConfig {
             depths: vec![1, 1],
             mlp_ratio: 2,
             out_dim: DIM,
+            token_mixing: true,
         },
         ..TrainConfig::default()
     }

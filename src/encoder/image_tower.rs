@@ -34,6 +34,11 @@ pub struct TowerConfig {
     pub mlp_ratio: usize,
     /// Output dimension: the text tower's.
     pub out_dim: usize,
+    /// A token-mixing layer (MLP-Mixer's) before each block of the last stage, so that
+    /// tokens see the whole photo's layout before pooling rather than only their own
+    /// window. Cards written before it existed have none.
+    #[serde(default)]
+    pub token_mixing: bool,
 }
 
 impl Default for TowerConfig {
@@ -46,6 +51,7 @@ impl Default for TowerConfig {
             depths: vec![1, 2],
             mlp_ratio: 2,
             out_dim: 384,
+            token_mixing: false,
         }
     }
 }
@@ -97,11 +103,41 @@ impl Block {
     }
 }
 
+/// x + W2 gelu(W1 norm(x)) along the token axis of a (B, T, C) tensor: MLP-Mixer's
+/// token mixing, one small MLP over the T token positions shared by every channel.
+struct TokenMix {
+    norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl TokenMix {
+    fn new(dim: usize, tokens: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(TokenMix {
+            norm: LayerNorm::new(dim, vb.pp("norm"))?,
+            fc1: linear(tokens, hidden, vb.pp("fc1"))?,
+            fc2: linear(hidden, tokens, vb.pp("fc2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let h = self.norm.forward(&x.reshape((b * t, c))?)?;
+        let h = h.reshape((b, t, c))?.transpose(1, 2)?.reshape((b * c, t))?;
+        let h = self
+            .fc2
+            .forward(&super::gelu::gelu(&self.fc1.forward(&h)?)?)?;
+        Ok((x + h.reshape((b, c, t))?.transpose(1, 2)?)?)
+    }
+}
+
 struct Stage {
     /// Normalises merged tokens (stages after the first).
     norm: Option<LayerNorm>,
     proj: Linear,
     blocks: Vec<Block>,
+    /// Token mixing before each block (the last stage, with `token_mixing`).
+    mixers: Vec<TokenMix>,
 }
 
 /// The network itself, on a batch of preprocessed pixels.
@@ -161,7 +197,29 @@ impl TowerNet {
             let blocks = (0..depth)
                 .map(|i| Block::new(dim, dim * config.mlp_ratio, vb.pp(format!("block{i}"))))
                 .collect::<Result<_>>()?;
-            stages.push(Stage { norm, proj, blocks });
+            let mixers = if config.token_mixing && s + 1 == config.dims.len() {
+                // Stage s's tokens each cover a (patch << s)-pixel square.
+                let side = config.patch << s;
+                let tokens = (config.height / side) * (config.width / side);
+                (0..depth)
+                    .map(|i| {
+                        TokenMix::new(
+                            dim,
+                            tokens,
+                            tokens * config.mlp_ratio,
+                            vb.pp(format!("mix{i}")),
+                        )
+                    })
+                    .collect::<Result<_>>()?
+            } else {
+                Vec::new()
+            };
+            stages.push(Stage {
+                norm,
+                proj,
+                blocks,
+                mixers,
+            });
             in_dim = dim * 4;
         }
         let last = *config.dims.last().context("tower needs a stage")?;
@@ -191,7 +249,12 @@ impl TowerNet {
                 t = norm.forward(&t)?;
             }
             t = stage.proj.forward(&t)?;
-            for block in &stage.blocks {
+            for (i, block) in stage.blocks.iter().enumerate() {
+                if let Some(mix) = stage.mixers.get(i) {
+                    t = mix
+                        .forward(&t.reshape((b, h * w, ()))?)?
+                        .reshape((b * h * w, ()))?;
+                }
                 t = block.forward(&t)?;
             }
             x = t.reshape((b, h, w, ()))?;
@@ -280,6 +343,59 @@ mod tests {
         for n in y.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap() {
             assert!((n - 1.0).abs() < 1e-4);
         }
+    }
+
+    #[test]
+    fn token_mixing_lets_each_token_see_the_others() {
+        let vb = |map: &VarMap| VarBuilder::from_varmap(map, DType::F32, &Device::Cpu);
+        let map = VarMap::new();
+        let (tokens, dim) = (6, 4);
+        let mix = TokenMix::new(dim, tokens, 12, vb(&map).pp("mix")).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, tokens, dim), &Device::Cpu).unwrap();
+        // Only the last token of the first photo changes (unevenly across channels: the
+        // norm would take out an even shift).
+        let mut bump = vec![0f32; 2 * tokens * dim];
+        for (c, v) in bump[(tokens - 1) * dim..tokens * dim]
+            .iter_mut()
+            .enumerate()
+        {
+            *v = c as f32;
+        }
+        let bumped =
+            (&x + Tensor::from_vec(bump, (2, tokens, dim), &Device::Cpu).unwrap()).unwrap();
+        let (y, z) = (mix.forward(&x).unwrap(), mix.forward(&bumped).unwrap());
+        assert_eq!(y.dims(), [2, tokens, dim]);
+        let moved = |photo: usize, token: usize| {
+            let a = y.get(photo).unwrap().get(token).unwrap();
+            let b = z.get(photo).unwrap().get(token).unwrap();
+            let d = (a - b).unwrap().abs().unwrap().sum_all().unwrap();
+            d.to_scalar::<f32>().unwrap()
+        };
+        // The first token of the same photo moves; the other photo does not.
+        assert!(
+            moved(0, 0) > 1e-4,
+            "token 0 did not see token {}",
+            tokens - 1
+        );
+        assert_eq!(moved(1, 0), 0.0);
+        // A tower with token mixing names its layers apart from one without.
+        let config = TowerConfig {
+            token_mixing: true,
+            ..TowerConfig::default()
+        };
+        let map = VarMap::new();
+        TowerNet::new(&config, vb(&map)).unwrap();
+        assert!(map
+            .data()
+            .lock()
+            .unwrap()
+            .contains_key("stage1.mix0.fc1.weight"));
+        assert!(!map
+            .data()
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("stage0.mix")));
     }
 
     #[test]
