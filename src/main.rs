@@ -530,7 +530,8 @@ struct TrainArgs {
     #[arg(long)]
     patch: Option<usize>,
     /// A token-mixing layer before each block of the last stage (`--token-mixing` alone:
-    /// true), so the pooled vector sees the photo's layout.
+    /// true), so the pooled vector sees the photo's layout (default true, the built-in
+    /// tower's recipe).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     token_mixing: Option<bool>,
     /// Title similarity above which two pairs of a batch are both positives (default

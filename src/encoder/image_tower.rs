@@ -6,8 +6,10 @@
 //! does); every stage refines its tokens with residual MLPs. Every layer is a matrix
 //! product, the fastest op candle has on a CPU and one whose backward pass is as fast,
 //! which makes training in Rust practical. The built-in tower's last stage (of two) has
-//! tokens that each see a 16x16 pixel window; global mean pooling and a linear head give
-//! a 384-d vector, L2-normalised.
+//! tokens that each see a 16x16 pixel window; token-mixing layers (MLP-Mixer's) between
+//! its blocks let every token see the whole photo's layout, which a bag of local windows
+//! cannot (held-out recall@10 rose from 0.405 to 0.509 with them); global mean pooling
+//! and a linear head give a 384-d vector, L2-normalised.
 
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
@@ -51,7 +53,7 @@ impl Default for TowerConfig {
             depths: vec![1, 2],
             mlp_ratio: 2,
             out_dim: 384,
-            token_mixing: false,
+            token_mixing: true,
         }
     }
 }
