@@ -123,10 +123,10 @@ impl TokenMix {
     }
 
     /// This layer slows the tower from v3's 520-600 images/s to about 400 although its
-    /// multiply-adds are 4% of the tower's; the likely cause, not yet profiled, is candle
-    /// copying the transposed tensors element by element. Multiplying from the left
-    /// instead (`W1 h` per photo, no transposes) measured no faster; a fused op, as for
-    /// GELU, is the next thing to try.
+    /// multiply-adds are 4% of the tower's, and the cause is not yet found: multiplying
+    /// from the left instead (`W1 h` per photo, no transposes) measured no faster, and a
+    /// fused parallel transpose op only within noise (337-349 against 319-339 images/s,
+    /// alternating runs), so neither is kept. A profile is the next step.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let h = self.norm.forward(&x.reshape((b * t, c))?)?;
