@@ -122,11 +122,11 @@ impl TokenMix {
         })
     }
 
-    /// This layer slows the tower from v3's 520-600 images/s to about 400 although its
-    /// multiply-adds are 4% of the tower's, and the cause is not yet found: multiplying
-    /// from the left instead (`W1 h` per photo, no transposes) measured no faster, and a
-    /// fused parallel transpose op only within noise (337-349 against 319-339 images/s,
-    /// alternating runs), so neither is kept. A profile is the next step.
+    /// Its multiply-adds are 4% of the tower's, but its GELU runs on B x C x 2T values,
+    /// two thirds as many as all the blocks' together: while GELU called libm's scalar `tanhf`, the
+    /// two mixers slowed the tower from v3's 520-600 images/s to about 400. With the
+    /// vectorised tanh in `gelu.rs` the tower with them runs at 720-960 (a profile of
+    /// `vitrina bench` found it; removing the transposes had measured within noise).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let h = self.norm.forward(&x.reshape((b * t, c))?)?;
