@@ -11,10 +11,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::catalog::Catalog;
+use crate::encoder::gelu;
 use crate::encoder::preprocess::load_image;
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
@@ -128,12 +130,14 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
     tower.embed_pixels(&pixels[..pixels.len().min(pixels.len() / images.len() * 32)])?; // warm-up
     let started = Instant::now();
     tower.embed_pixels(&pixels)?;
-    rows.push(row(
+    rows.push(measured(
         format!(
             "image tower: {} preprocessed images, batch 256",
             images.len()
         ),
-        format!("{:.0} images/s", per_second(images.len(), started)),
+        per_second(images.len(), started),
+        "images/s",
+        0,
     ));
     let paths: Vec<&Path> = catalog
         .products
@@ -144,10 +148,13 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
     let started = Instant::now();
     let decoded: Vec<_> = paths.iter().filter_map(|p| load_image(p).ok()).collect();
     tower.embed_images(&decoded)?;
-    rows.push(row(
+    rows.push(measured(
         "image tower: whole path (read + decode + fit + embed)",
-        format!("{:.0} images/s", per_second(decoded.len(), started)),
+        per_second(decoded.len(), started),
+        "images/s",
+        0,
     ));
+    rows.extend(gelu_rows()?);
 
     // Diversification on 50 random unit vectors of 384 dimensions.
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -195,6 +202,65 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
         rows.extend(query_latency(dir, config.model_dir.as_deref())?);
     }
     Ok(rows)
+}
+
+/// The image tower's activation against its peers, on 4M values spread over [-4, 4]:
+/// `tanh` on one core against libm's `tanhf`, and the fused GELU op against candle's
+/// `Tensor::gelu` (with libm's `tanhf`), the op the tower's GELU replaced.
+fn gelu_rows() -> Result<Vec<Row>> {
+    const N: usize = 1 << 22;
+    const REPS: usize = 5;
+    let values: Vec<f32> = (0..N).map(|i| (i % 8192) as f32 / 1024.0 - 4.0).collect();
+    let mut out = vec![0f32; N];
+    let mut tanh_rate = |f: fn(f32) -> f32| {
+        let started = Instant::now();
+        for _ in 0..REPS {
+            for (o, &v) in out.iter_mut().zip(std::hint::black_box(&values)) {
+                *o = f(v);
+            }
+            std::hint::black_box(&out);
+        }
+        per_second(REPS * N, started) / 1e6
+    };
+    let libm = tanh_rate(f32::tanh);
+    let ours = tanh_rate(gelu::tanh);
+    let x = Tensor::from_vec(values, N, &Device::Cpu)?;
+    let gelu_rate = |f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| -> Result<f64> {
+        f(&x)?; // warm-up
+        let started = Instant::now();
+        for _ in 0..REPS {
+            std::hint::black_box(f(&x)?);
+        }
+        Ok(per_second(REPS * N, started) / 1e6)
+    };
+    let candle = gelu_rate(&|x| x.gelu())?;
+    let fused = gelu_rate(&gelu::gelu)?;
+    let libm_peer = Peer {
+        name: "libm tanhf".into(),
+        number: libm,
+    };
+    let candle_peer = Peer {
+        name: "candle Tensor::gelu".into(),
+        number: candle,
+    };
+    Ok(vec![
+        measured("tanh, 4M values, one core: libm tanhf", libm, "M/s", 0),
+        measured(
+            "tanh, same values, one core: vitrina (rational, vectorised)",
+            ours,
+            "M/s",
+            0,
+        )
+        .against(Some(&libm_peer)),
+        measured("GELU, same values: candle Tensor::gelu", candle, "M/s", 0),
+        measured(
+            "GELU, same values: vitrina's fused op (the image tower's)",
+            fused,
+            "M/s",
+            0,
+        )
+        .against(Some(&candle_peer)),
+    ])
 }
 
 /// The whole text-query path (parse, encode, keyword and vector search, attribute boosts,

@@ -6,7 +6,7 @@ mod assets;
 mod bert_onnx;
 mod builtin;
 mod cache;
-mod gelu;
+pub(crate) mod gelu;
 #[cfg(feature = "hub")]
 pub mod hub;
 mod image_tower;
