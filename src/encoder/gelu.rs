@@ -31,11 +31,12 @@ fn tanh_argument(v: f32) -> f32 {
 }
 
 /// tanh as Eigen computes it for f32 (`generic_fast_tanh_float`): an odd degree-13 over
-/// even degree-6 rational function on [-7.9, 7.9], where tanh reaches 1 in f32. Written
+/// even degree-6 rational function of x clamped to +-7.9, beyond which tanh is within
+/// 3e-7 of +-1. Written
 /// here because libm's `tanhf` is a scalar call the compiler cannot vectorise and no
 /// maintained crate offers a vectorisable f32 tanh on stable Rust; this has only
 /// multiplies, adds, a clamp and one division. Its absolute error against tanh is under
-/// 4e-7 (a few f32 ulps near +-1; the tests bound it).
+/// 4e-7 (a few f32 ulps near +-1; measured 3.9e-7, and the tests bound it).
 #[inline]
 #[allow(clippy::excessive_precision)]
 pub(crate) fn tanh(x: f32) -> f32 {
@@ -163,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn tanh_is_within_a_few_ulps_of_libm() {
+    fn tanh_is_within_4e_7_of_exact_tanh() {
         // Dense over the range where tanh is not yet 1 in f32, and far beyond it.
         let mut worst = 0f64;
         for i in -2_000_000..=2_000_000 {
@@ -171,10 +172,10 @@ mod tests {
             let err = (tanh(x) as f64 - (x as f64).tanh()).abs();
             worst = worst.max(err);
         }
-        assert!(worst < 1e-6, "worst absolute error {worst}");
+        assert!(worst < 4e-7, "worst absolute error {worst}");
         for x in [-1e30f32, -50.0, -9.0, 9.0, 50.0, 1e30] {
             assert!(
-                (tanh(x) - x.signum()).abs() < 1e-6,
+                (tanh(x) - x.signum()).abs() < 4e-7,
                 "tanh({x}) = {}",
                 tanh(x)
             );

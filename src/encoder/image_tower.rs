@@ -122,11 +122,12 @@ impl TokenMix {
         })
     }
 
-    /// Its multiply-adds are 4% of the tower's, but its GELU runs on B x C x 2T values,
-    /// two thirds as many as all the blocks' together: while GELU called libm's scalar `tanhf`, the
-    /// two mixers slowed the tower from v3's 520-600 images/s to about 400. With the
-    /// vectorised tanh in `gelu.rs` the tower with them runs at 720-960 (a profile of
-    /// `vitrina bench` found it; removing the transposes had measured within noise).
+    /// Its multiply-adds are 4% of the tower's, but its GELU runs on B x C x 2T values:
+    /// the built-in tower's two mixers together feed GELU two thirds as many values as
+    /// all its blocks. While GELU called libm's scalar `tanhf`, that slowed the tower
+    /// from v3's 520-600 images/s to about 400; with the vectorisable tanh of `gelu.rs`
+    /// it runs at 650-960 (a profile found it; removing the transposes measured within
+    /// noise).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let h = self.norm.forward(&x.reshape((b * t, c))?)?;
