@@ -235,32 +235,32 @@ fn gelu_rows() -> Result<Vec<Row>> {
     };
     let candle = gelu_rate(&|x| x.gelu())?;
     let fused = gelu_rate(&gelu::gelu)?;
-    let libm_peer = Peer {
-        name: "libm tanhf".into(),
-        number: libm,
+    // Each peer's row, then ours against it.
+    let side_by_side = |what: &str, peer: &str, peer_rate: f64, ours: &str, rate: f64| {
+        let peer_of = Peer {
+            name: peer.into(),
+            number: peer_rate,
+        };
+        [
+            measured(format!("{what}: {peer}"), peer_rate, "M/s", 0),
+            measured(format!("{what}: {ours}"), rate, "M/s", 0).against(Some(&peer_of)),
+        ]
     };
-    let candle_peer = Peer {
-        name: "candle Tensor::gelu".into(),
-        number: candle,
-    };
-    Ok(vec![
-        measured("tanh, 4M values, one core: libm tanhf", libm, "M/s", 0),
-        measured(
-            "tanh, same values, one core: vitrina (rational, vectorised)",
-            ours,
-            "M/s",
-            0,
-        )
-        .against(Some(&libm_peer)),
-        measured("GELU, same values: candle Tensor::gelu", candle, "M/s", 0),
-        measured(
-            "GELU, same values: vitrina's fused op (the image tower's)",
-            fused,
-            "M/s",
-            0,
-        )
-        .against(Some(&candle_peer)),
-    ])
+    let mut rows = Vec::from(side_by_side(
+        "tanh, 4M values, one core",
+        "libm tanhf",
+        libm,
+        "vitrina (rational, vectorised)",
+        ours,
+    ));
+    rows.extend(side_by_side(
+        "GELU, same values",
+        "candle Tensor::gelu",
+        candle,
+        "vitrina's fused op (the image tower's)",
+        fused,
+    ));
+    Ok(rows)
 }
 
 /// The whole text-query path (parse, encode, keyword and vector search, attribute boosts,
