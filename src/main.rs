@@ -534,6 +534,11 @@ struct TrainArgs {
     /// tower's recipe).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     token_mixing: Option<bool>,
+    /// Crop every photo to its pixels darker than this (0-255, in some channel) before
+    /// fitting it, in training and in the tower's card for inference, so that white
+    /// margins do not change the framing (e.g. 235). Default: photos fitted whole.
+    #[arg(long, value_name = "THRESHOLD")]
+    trim_white: Option<u8>,
     /// Title similarity above which two pairs of a batch are both positives (default
     /// 0.85, the built-in tower's recipe; above 1, e.g. 2: plain one-positive CLIP).
     #[arg(long)]
@@ -1041,6 +1046,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     tower.depths = args.depths.unwrap_or(tower.depths.clone());
     tower.patch = args.patch.unwrap_or(tower.patch);
     tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
+    tower.trim_white = args.trim_white.or(tower.trim_white);
     // Before the minutes spent reading images: the network checks it again when built.
     tower.check().context("--dims, --depths and --patch")?;
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;

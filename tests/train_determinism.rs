@@ -79,6 +79,7 @@ fn config() -> TrainConfig {
             mlp_ratio: 2,
             out_dim: DIM,
             token_mixing: true,
+            trim_white: None,
         },
         ..TrainConfig::default()
     }

@@ -14,10 +14,10 @@
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use super::preprocess::{fit_on_white, to_unit_range};
+use super::preprocess::{fit_on_white, to_unit_range, trim_white};
 use super::ImageEncoder;
 
 /// The tower's shape; stored in the model card so weights and shape travel together.
@@ -41,6 +41,12 @@ pub struct TowerConfig {
     /// window. Cards written before it existed have none.
     #[serde(default)]
     pub token_mixing: bool,
+    /// Crop each photo to its pixels darker than this before fitting it onto the canvas
+    /// ([`trim_white`]), in training and at inference alike, so white margins do not
+    /// change the framing. None (cards written before it existed): photos are fitted
+    /// whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim_white: Option<u8>,
 }
 
 impl Default for TowerConfig {
@@ -54,6 +60,7 @@ impl Default for TowerConfig {
             mlp_ratio: 2,
             out_dim: 384,
             token_mixing: true,
+            trim_white: None,
         }
     }
 }
@@ -165,6 +172,16 @@ fn space_to_depth(x: &Tensor, s: usize) -> Result<Tensor> {
 }
 
 impl TowerConfig {
+    /// The canvas the tower sees for a photo: trimmed if the config says so, then fitted
+    /// onto white ([`fit_on_white`]). Training and inference both go through here.
+    pub fn canvas(&self, image: &DynamicImage) -> RgbImage {
+        let (w, h) = (self.width as u32, self.height as u32);
+        match self.trim_white {
+            Some(threshold) => fit_on_white(&trim_white(image, threshold), w, h),
+            None => fit_on_white(image, w, h),
+        }
+    }
+
     /// Refuses shapes the network cannot be built with: as many depths as stage widths
     /// (at least one stage), and a canvas the patches and merges divide.
     pub fn check(&self) -> Result<()> {
@@ -314,10 +331,9 @@ impl ImageEncoder for ImageTower {
         self.net.config.out_dim
     }
 
-    /// The canvas the tower expects: images are fitted onto it by [`fit_on_white`].
+    /// The canvas the tower expects, made by [`TowerConfig::canvas`].
     fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
-        let c = &self.net.config;
-        to_unit_range(&fit_on_white(image, c.width as u32, c.height as u32))
+        to_unit_range(&self.net.config.canvas(image))
     }
 
     fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {

@@ -145,6 +145,25 @@ pub fn fit_on(image: &DynamicImage, width: u32, height: u32, background: Rgb<u8>
     canvas
 }
 
+/// Crops a photo to the box of its pixels darker than `threshold` in some channel, so a
+/// white margin (a studio shot's padding, an off-centre product) does not change the
+/// framing; an all-white photo is returned whole.
+pub fn trim_white(image: &DynamicImage, threshold: u8) -> DynamicImage {
+    let rgb = flatten_on_white(image);
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in rgb.enumerate_pixels() {
+        if p.0.iter().any(|&c| c < threshold) {
+            (x0, y0) = (x0.min(x), y0.min(y));
+            (x1, y1) = (x1.max(x + 1), y1.max(y + 1));
+        }
+    }
+    if x0 >= x1 {
+        return DynamicImage::ImageRgb8(rgb);
+    }
+    let cropped = image::imageops::crop_imm(&rgb, x0, y0, x1 - x0, y1 - y0).to_image();
+    DynamicImage::ImageRgb8(cropped)
+}
+
 /// RGB with any alpha composited onto white.
 fn flatten_on_white(image: &DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
@@ -295,6 +314,23 @@ mod tests {
             load_image(&dir.path().join("missing.jpg")).unwrap_err()
         );
         assert!(err.contains("missing.jpg"), "{err}");
+    }
+
+    #[test]
+    fn trimming_drops_white_margins_and_keeps_all_white_photos_whole() {
+        // A 10x6 dark block at (7, 3) on a 30x20 white photo, with one near-white speck.
+        let mut photo = RgbImage::from_pixel(30, 20, Rgb([255, 255, 255]));
+        for y in 3..9 {
+            for x in 7..17 {
+                photo.put_pixel(x, y, Rgb([20, 200, 90]));
+            }
+        }
+        photo.put_pixel(28, 18, Rgb([250, 250, 250]));
+        let trimmed = trim_white(&DynamicImage::ImageRgb8(photo), 235).to_rgb8();
+        assert_eq!(trimmed.dimensions(), (10, 6));
+        assert!(trimmed.pixels().all(|p| p.0 == [20, 200, 90]));
+        let white = DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 5, Rgb([255; 3])));
+        assert_eq!(trim_white(&white, 235).dimensions(), (8, 5));
     }
 
     #[test]

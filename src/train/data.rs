@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::Augment;
 use crate::catalog::Product;
-use crate::encoder::preprocess::{fit_on_white, load_product_image, to_unit_range};
+use crate::encoder::preprocess::{load_product_image, to_unit_range};
 use crate::encoder::TowerConfig;
 
 /// A product whose image could not be used, and why.
@@ -41,7 +41,7 @@ impl PairSet {
             .par_iter()
             .map(|p| {
                 let image = load_product_image(p)?;
-                Ok(fit_on_white(&image, tower.width as u32, tower.height as u32).into_raw())
+                Ok(tower.canvas(&image).into_raw())
             })
             .collect();
         let mut set = PairSet {
