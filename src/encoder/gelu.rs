@@ -32,11 +32,10 @@ fn tanh_argument(v: f32) -> f32 {
 
 /// tanh as Eigen computes it for f32 (`generic_fast_tanh_float`): an odd degree-13 over
 /// even degree-6 rational function of x clamped to +-7.9, beyond which tanh is within
-/// 3e-7 of +-1. Written
-/// here because libm's `tanhf` is a scalar call the compiler cannot vectorise and no
-/// maintained crate offers a vectorisable f32 tanh on stable Rust; this has only
-/// multiplies, adds, a clamp and one division. Its absolute error against tanh is under
-/// 4e-7 (a few f32 ulps near +-1; measured 3.9e-7, and the tests bound it).
+/// 3e-7 of +-1. Written here because libm's `tanhf` is a scalar call the compiler cannot
+/// vectorise and no maintained crate offers a vectorisable f32 tanh on stable Rust; this
+/// has only multiplies, adds, a clamp and one division. Its absolute error against tanh
+/// is under 4e-7 (a few f32 ulps near +-1; measured 3.9e-7, and the tests bound it).
 #[inline]
 #[allow(clippy::excessive_precision)]
 pub(crate) fn tanh(x: f32) -> f32 {
