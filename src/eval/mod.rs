@@ -8,6 +8,7 @@
 
 pub mod metrics;
 mod plot;
+pub mod reframe;
 mod report;
 
 pub use plot::{plot_precision, plot_tradeoff};

@@ -88,6 +88,11 @@ impl PairSet {
         .expect("canvas size matches its buffer")
     }
 
+    /// Pair `i`'s canvas as a photo, for encoding as a shopper's upload would be.
+    pub fn photo(&self, i: usize) -> image::DynamicImage {
+        image::DynamicImage::ImageRgb8(self.canvas(i))
+    }
+
     /// One batch: (B, H, W, 3) pixels, each image augmented with its own seed (in
     /// parallel, and still deterministic), and the (B, dim) text vectors.
     pub fn batch(

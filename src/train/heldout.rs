@@ -1,5 +1,5 @@
 //! Held-out figures of a trained tower, on products it never saw: can a title find its
-//! own photo, and do a title's nearest photos share its category?
+//! own photo, and do a title's (or a photo's) nearest photos share its category?
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
@@ -12,9 +12,10 @@ use super::PairSet;
 use crate::catalog::Product;
 use crate::encoder::{ImageEncoder, ImageTower};
 use crate::eval::metrics::{precision_at_k, rank_of};
+use crate::eval::reframe::{enlarge_and_reframe, OFF_CENTRE};
 use crate::store::scan::top_k;
 
-/// Text -> image retrieval figures on held-out pairs.
+/// Text -> image and photo -> image retrieval figures on held-out pairs.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldOut {
     /// Held-out images searched over.
@@ -27,10 +28,22 @@ pub struct HeldOut {
     /// Share of the top-10 images in the query's broad / fine category.
     pub broad_precision_at_10: f64,
     pub fine_precision_at_10: f64,
+    /// The same with each query's own photo as the query (itself excluded): what a
+    /// shopper's photo search reaches, before any change of framing.
+    pub photo_broad_precision_at_10: f64,
+    pub photo_fine_precision_at_10: f64,
+    /// Mean top-10 overlap (of 10) between a photo as stored and the same photo 10x
+    /// larger, off-centre on a white margin, as JPEG ([`OFF_CENTRE`]), over the first
+    /// [`REFRAMED_QUERIES`] photo queries: does the tower see a re-framed upload as the
+    /// same product?
+    pub reframed_overlap_at_10: f64,
     /// The same for a random ranking: the share of the query's category among the images.
     pub broad_chance: f64,
     pub fine_chance: f64,
 }
+
+/// Photo queries also asked re-framed: each costs a 640x800 decode and resize.
+pub const REFRAMED_QUERIES: usize = 200;
 
 /// Scores every held-out title against every held-out image with `tower`.
 pub fn held_out(
@@ -73,20 +86,53 @@ pub fn held_out(
             p.broad.as_deref()
         }
     };
-    let (mut bp, mut fp, mut bc, mut fc) = (0.0, 0.0, 0.0, 0.0);
+    // [text, photo] x [broad, fine] precision sums, and [broad, fine] chance sums.
+    let mut precision = [[0.0; 2]; 2];
+    let mut chance = [0.0; 2];
     for &q in &order {
-        let hits = top_k(&images, dim, &text[q * dim..(q + 1) * dim], 10, |i| i != q);
-        for (fine, precision, chance) in [(false, &mut bp, &mut bc), (true, &mut fp, &mut fc)] {
-            let Some(want) = label(q, fine) else { continue };
-            let got: Vec<Option<&str>> = hits.iter().map(|h| label(h.row, fine)).collect();
-            *precision += precision_at_k(want, &got, 10);
+        let row = q * dim..(q + 1) * dim;
+        for (by, query) in [&text[row.clone()], &images[row]].into_iter().enumerate() {
+            let hits = top_k(&images, dim, query, 10, |i| i != q);
+            for (fine, sum) in precision[by].iter_mut().enumerate() {
+                let Some(want) = label(q, fine == 1) else {
+                    continue;
+                };
+                let got: Vec<Option<&str>> = hits.iter().map(|h| label(h.row, fine == 1)).collect();
+                *sum += precision_at_k(want, &got, 10);
+            }
+        }
+        for (fine, sum) in chance.iter_mut().enumerate() {
+            let Some(want) = label(q, fine == 1) else {
+                continue;
+            };
             let same = (0..n)
-                .filter(|&i| i != q && label(i, fine) == Some(want))
+                .filter(|&i| i != q && label(i, fine == 1) == Some(want))
                 .count();
-            *chance += same as f64 / (n - 1).max(1) as f64;
+            *sum += same as f64 / (n - 1).max(1) as f64;
         }
     }
+    let reframed: Vec<usize> = order.iter().copied().take(REFRAMED_QUERIES).collect();
+    let uploads: Vec<_> = reframed
+        .iter()
+        .map(|&q| enlarge_and_reframe(&pairs.photo(q), 10, OFF_CENTRE))
+        .collect();
+    let upload_vectors = tower.embed_images(&uploads)?.vectors;
+    let top10 = |query: &[f32], own: usize| top_k(&images, dim, query, 10, |i| i != own);
+    let overlap: usize = reframed
+        .iter()
+        .enumerate()
+        .map(|(u, &q)| {
+            let stored = top10(&images[q * dim..(q + 1) * dim], q);
+            let upload = top10(&upload_vectors[u * dim..(u + 1) * dim], q);
+            upload
+                .iter()
+                .filter(|h| stored.iter().any(|s| s.row == h.row))
+                .count()
+        })
+        .sum();
     let m = order.len().max(1) as f64;
+    let [[bp, fp], [pbp, pfp]] = precision;
+    let [bc, fc] = chance;
     Ok(HeldOut {
         images: n,
         recall_at_1: r1 as f64 / n.max(1) as f64,
@@ -94,6 +140,9 @@ pub fn held_out(
         queries: order.len(),
         broad_precision_at_10: bp / m,
         fine_precision_at_10: fp / m,
+        photo_broad_precision_at_10: pbp / m,
+        photo_fine_precision_at_10: pfp / m,
+        reframed_overlap_at_10: overlap as f64 / reframed.len().max(1) as f64,
         broad_chance: bc / m,
         fine_chance: fc / m,
     })
