@@ -549,6 +549,11 @@ struct TrainArgs {
     /// Default: 0.25, the built-in tower's recipe; 0: mirroring only.
     #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "0.8")]
     augment: Option<f64>,
+    /// Weight of an image-image term between each photo and a second, warped view of
+    /// it (SLIP), which teaches that a re-framed photo is the same product; it doubles
+    /// the time of a step (default 0: off, the built-in tower's recipe).
+    #[arg(long, value_name = "WEIGHT")]
+    consistency: Option<f64>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -1038,6 +1043,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
+    config.consistency = args.consistency.unwrap_or(config.consistency);
+    if !(config.consistency >= 0.0 && config.consistency.is_finite()) {
+        bail!(
+            "--consistency must be a weight of 0 or more, not {}",
+            config.consistency
+        );
+    }
     if let Some(share) = args.augment {
         config.augment = Augment::with_share(share).context("--augment")?;
     }

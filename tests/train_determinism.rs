@@ -109,3 +109,26 @@ fn same_seed_same_weights_and_the_loss_falls() {
         tower_safetensors(&c.vars).unwrap()
     );
 }
+
+/// The image-image term (`consistency`) keeps runs reproducible, is trained down with
+/// the rest, and changes what is learned.
+#[test]
+fn the_image_image_term_is_deterministic_and_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = pairs(dir.path());
+    let with = TrainConfig {
+        consistency: 1.0,
+        ..config()
+    };
+    let a = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let weights = tower_safetensors(&a.vars).unwrap();
+    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
+    let first = a.epochs.first().unwrap().mean_loss;
+    let last = a.epochs.last().unwrap().mean_loss;
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    // The term adds to the text term's loss, which starts near ln(batch) either way.
+    let without = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
+    assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
+}

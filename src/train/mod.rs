@@ -57,6 +57,15 @@ pub struct TrainConfig {
     /// is a negative (plain CLIP), as in cards written before this setting existed.
     #[serde(default = "one_positive")]
     pub same_title: f64,
+    /// Weight of an image-image term (SLIP, Mu et al. 2022): each batch is drawn a
+    /// second time, every photo warped (`Augment::with_share(1.0)`), and each photo
+    /// must pick out its own second view among the batch's (near-duplicate titles'
+    /// views are positives too) at SimCLR's fixed temperature. It teaches the tower
+    /// that a re-framed photo is the same product without moving the text term's photos
+    /// away from the catalogue's framing, and doubles the cost of a step. 0 (the
+    /// default, and in cards written before it existed): off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consistency: f64,
     pub tower: TowerConfig,
 }
 
@@ -72,6 +81,7 @@ impl Default for TrainConfig {
             init_temperature: 0.07,
             augment: Augment::with_share(BUILTIN_WARP_SHARE).expect("a share within 0..1"),
             same_title: 0.85,
+            consistency: 0.0,
             tower: TowerConfig::default(),
         }
     }
@@ -83,6 +93,15 @@ const BUILTIN_WARP_SHARE: f64 = 0.25;
 fn one_positive() -> f64 {
     2.0
 }
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// Temperature of the image-image term: SimCLR's and SLIP's 0.1, fixed, because the
+/// learned one is tuned to image-text logits and grows too sharp for two views of one
+/// photo.
+const CONSISTENCY_TEMPERATURE: f64 = 0.1;
 
 /// The logit scale is clamped here, as in CLIP, so the loss cannot blow up.
 const MAX_LOGIT_SCALE: f64 = 100.0;
@@ -186,6 +205,8 @@ pub fn train(
     // The bar counts images, so its rate reads as images/s.
     bar.set_length((total * batch) as u64);
     let mut order: Vec<usize> = (0..n).collect();
+    let every_photo_warped = Augment::with_share(1.0)?;
+    let consistency_scale = Tensor::new((1.0 / CONSISTENCY_TEMPERATURE) as f32, &device)?;
     let mut logs = Vec::new();
     let mut step = 0;
     for epoch in 1..=config.epochs {
@@ -203,7 +224,15 @@ pub fn train(
                 .to_scalar::<f32>()? as f64
                 / batch as f64;
             let image = net.forward(&pixels)?;
-            let loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
+            let mut loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
+            if config.consistency > 0.0 {
+                // Drawn only when on, so runs without it keep their random stream.
+                let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
+                let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, &device)?;
+                let views = net.forward(&warped)?;
+                let term = clip_loss(&image, &views, &consistency_scale, &targets)?;
+                loss = (loss + term.affine(config.consistency, 0.0)?)?;
+            }
             let lr = learning_rate(config, step, total);
             opt.set_learning_rate(lr);
             scale_opt.set_learning_rate(lr);
