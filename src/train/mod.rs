@@ -24,14 +24,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{linear, AdamW, Linear, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::{l2_normalize, TowerConfig, TowerNet};
+use crate::encoder::{TowerConfig, TowerNet};
 
 /// Hyper-parameters of a training run; all of them go into the model card.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,10 +60,9 @@ pub struct TrainConfig {
     /// Weight of an image-image term (SLIP, Mu et al. 2022): each batch is drawn a
     /// second time, every photo warped (`Augment::with_share(1.0)`), and each photo
     /// must pick out its own second view among the batch's (near-duplicate titles'
-    /// views are positives too) at SimCLR's fixed temperature, through a projection head
-    /// used only in training, as SLIP does, so that the term shapes the tower's features
-    /// without pulling its output away from the titles. It teaches the tower that a
-    /// re-framed photo is the same product, and doubles the cost of a step. 0 (the
+    /// views are positives too) at SimCLR's fixed temperature. It teaches the tower
+    /// that a re-framed photo is the same product without moving the text term's photos
+    /// away from the catalogue's framing, and doubles the cost of a step. 0 (the
     /// default, and in cards written before it existed): off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consistency: f64,
@@ -97,31 +96,6 @@ fn one_positive() -> f64 {
 
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
-}
-
-/// Width of the image-image term's projection head's output (SLIP's is 256 for a
-/// 512-d model; ours is a third of the 384-d output).
-const HEAD_DIM: usize = 128;
-
-/// SLIP's projection head, smaller: linear, ReLU, linear, then unit length. Its
-/// variables live under `consistency.`, so the tower's weights are saved without it.
-struct ConsistencyHead {
-    hidden: Linear,
-    out: Linear,
-}
-
-impl ConsistencyHead {
-    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(ConsistencyHead {
-            hidden: linear(dim, dim, vb.pp("hidden"))?,
-            out: linear(dim, HEAD_DIM, vb.pp("out"))?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let hidden = self.hidden.forward(x)?.relu()?;
-        l2_normalize(&self.out.forward(&hidden)?)
-    }
 }
 
 /// Temperature of the image-image term: SimCLR's and SLIP's 0.1, fixed, because the
@@ -196,11 +170,6 @@ pub fn train(
     let map = VarMap::new();
     let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
     let net = TowerNet::new(&config.tower, vb.pp("tower"))?;
-    // Made only when used: its variables would otherwise change the seeded stream that
-    // initialises the tower.
-    let head = (config.consistency > 0.0)
-        .then(|| ConsistencyHead::new(config.tower.out_dim, vb.pp("consistency")))
-        .transpose()?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     init_vars(&map, &mut rng)?;
     // The temperature is learned as log(1/T), CLIP's parameterisation.
@@ -256,13 +225,12 @@ pub fn train(
                 / batch as f64;
             let image = net.forward(&pixels)?;
             let mut loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
-            if let Some(head) = &head {
+            if config.consistency > 0.0 {
                 // Drawn only when on, so runs without it keep their random stream.
                 let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
                 let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, &device)?;
                 let views = net.forward(&warped)?;
-                let (a, b) = (head.forward(&image)?, head.forward(&views)?);
-                let term = clip_loss(&a, &b, &consistency_scale, &targets)?;
+                let term = clip_loss(&image, &views, &consistency_scale, &targets)?;
                 loss = (loss + term.affine(config.consistency, 0.0)?)?;
             }
             let lr = learning_rate(config, step, total);
