@@ -89,10 +89,15 @@ pub fn held_out(
     // [text, photo] x [broad, fine] precision sums, and [broad, fine] chance sums.
     let mut precision = [[0.0; 2]; 2];
     let mut chance = [0.0; 2];
-    for &q in &order {
+    // The photo queries' top 10, kept for the first REFRAMED_QUERIES to compare below.
+    let mut stored_top10: Vec<Vec<usize>> = Vec::new();
+    for (asked, &q) in order.iter().enumerate() {
         let row = q * dim..(q + 1) * dim;
         for (by, query) in [&text[row.clone()], &images[row]].into_iter().enumerate() {
             let hits = top_k(&images, dim, query, 10, |i| i != q);
+            if by == 1 && asked < REFRAMED_QUERIES {
+                stored_top10.push(hits.iter().map(|h| h.row).collect());
+            }
             for (fine, sum) in precision[by].iter_mut().enumerate() {
                 let Some(want) = label(q, fine == 1) else {
                     continue;
@@ -117,16 +122,15 @@ pub fn held_out(
         .map(|&q| enlarge_and_reframe(&pairs.photo(q), 10, OFF_CENTRE))
         .collect();
     let upload_vectors = tower.embed_images(&uploads)?.vectors;
-    let top10 = |query: &[f32], own: usize| top_k(&images, dim, query, 10, |i| i != own);
     let overlap: usize = reframed
         .iter()
+        .zip(&stored_top10)
         .enumerate()
-        .map(|(u, &q)| {
-            let stored = top10(&images[q * dim..(q + 1) * dim], q);
-            let upload = top10(&upload_vectors[u * dim..(u + 1) * dim], q);
-            upload
+        .map(|(u, (&q, stored))| {
+            let upload = &upload_vectors[u * dim..(u + 1) * dim];
+            top_k(&images, dim, upload, 10, |i| i != q)
                 .iter()
-                .filter(|h| stored.iter().any(|s| s.row == h.row))
+                .filter(|h| stored.contains(&h.row))
                 .count()
         })
         .sum();
