@@ -534,6 +534,10 @@ struct TrainArgs {
     /// tower's recipe).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     token_mixing: Option<bool>,
+    /// The first stage's tokens see a window twice the patch's side, overlapping their
+    /// neighbours' (`--overlap` alone: true; default false, the built-in tower's recipe).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    overlap: Option<bool>,
     /// Crop every photo to its pixels darker than this (0-255, in some channel) before
     /// fitting it, in training and in the tower's card for inference, so that white
     /// margins do not change the framing (e.g. 235). Default: photos fitted whole.
@@ -543,6 +547,11 @@ struct TrainArgs {
     /// 0.85, the built-in tower's recipe; above 1, e.g. 2: plain one-positive CLIP).
     #[arg(long)]
     same_title: Option<f64>,
+    /// Soft targets at this temperature instead of --same-title's: each pair's target
+    /// spread over the batch's pairs by their titles' similarity (the text tower as
+    /// teacher; e.g. 0.05). Default: off, the built-in tower's recipe.
+    #[arg(long, value_name = "TEMPERATURE")]
+    soft_targets: Option<f64>,
     /// Vary the photos as shoppers' photos vary: crops, padding, shifts, small
     /// rotations, low resolution, JPEG (never colour). The value is the share of photos
     /// warped (0.8 when given alone; a quarter of it for low resolution and for JPEG).
@@ -1044,6 +1053,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
     config.consistency = args.consistency.unwrap_or(config.consistency);
+    config.soft_targets = args.soft_targets.unwrap_or(config.soft_targets);
+    if !(config.soft_targets >= 0.0 && config.soft_targets.is_finite()) {
+        bail!(
+            "--soft-targets must be a temperature above 0 (or 0: off), not {}",
+            config.soft_targets
+        );
+    }
     if !(config.consistency >= 0.0 && config.consistency.is_finite()) {
         bail!(
             "--consistency must be a weight of 0 or more, not {}",
@@ -1058,6 +1074,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     tower.depths = args.depths.unwrap_or(tower.depths.clone());
     tower.patch = args.patch.unwrap_or(tower.patch);
     tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
+    tower.overlap = args.overlap.unwrap_or(tower.overlap);
     tower.trim_white = args.trim_white.or(tower.trim_white);
     // Before the minutes spent reading images: the network checks it again when built.
     tower.check().context("--dims, --depths and --patch")?;

@@ -79,6 +79,7 @@ fn config() -> TrainConfig {
             mlp_ratio: 2,
             out_dim: DIM,
             token_mixing: true,
+            overlap: false,
             trim_white: None,
         },
         ..TrainConfig::default()
@@ -131,4 +132,38 @@ fn the_image_image_term_is_deterministic_and_learned() {
     let without = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
     assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
+}
+
+/// Soft targets and overlapping first-stage windows (both options off in the built-in
+/// recipe) keep runs reproducible, train the loss down, and change what is learned.
+#[test]
+fn soft_targets_and_overlapping_patches_are_deterministic_and_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = pairs(dir.path());
+    let mut overlap = config();
+    overlap.tower.overlap = true;
+    // Warm enough that a colour's other titles (cosine 0: the axes are orthogonal) keep
+    // some target mass.
+    let with = TrainConfig {
+        soft_targets: 0.3,
+        ..overlap.clone()
+    };
+    let a = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let weights = tower_safetensors(&a.vars).unwrap();
+    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
+    let first = a.epochs.first().unwrap().mean_loss;
+    let last = a.epochs.last().unwrap().mean_loss;
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    // Soft targets spread each pair's mass beyond its identical titles, and learn other
+    // weights than multi-positive targets in the same network.
+    let multi = train(&overlap, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let spread = |run: &vitrina::train::Trained| run.epochs[0].positives_per_image;
+    assert!(
+        spread(&a) > spread(&multi) + 0.2,
+        "{} vs {}",
+        spread(&a),
+        spread(&multi)
+    );
+    assert_ne!(weights, tower_safetensors(&multi.vars).unwrap());
 }

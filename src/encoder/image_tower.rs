@@ -41,6 +41,13 @@ pub struct TowerConfig {
     /// window. Cards written before it existed have none.
     #[serde(default)]
     pub token_mixing: bool,
+    /// The first stage's tokens embed a window twice the patch's side, centred on their
+    /// patch (a 16x16 window every 8 pixels in a tower with 8x8 patches, on white beyond
+    /// the canvas), so a product's edge that falls on a patch boundary is seen whole by
+    /// a token, as the overlapping stems of convolutional networks see it. False (cards
+    /// written before it existed): each token sees its own patch only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overlap: bool,
     /// Crop each photo to its pixels darker than this before fitting it onto the canvas
     /// ([`trim_white`]), in training and at inference alike, so white margins do not
     /// change the framing. None (cards written before it existed): photos are fitted
@@ -60,6 +67,7 @@ impl Default for TowerConfig {
             mlp_ratio: 2,
             out_dim: 384,
             token_mixing: true,
+            overlap: false,
             trim_white: None,
         }
     }
@@ -163,6 +171,29 @@ pub struct TowerNet {
     head: Linear,
 }
 
+/// (B, H, W, 3) -> (B, H/p, W/p, 4*p*p*3): token (i, j) holds the 2p x 2p window centred
+/// on patch (i, j), white (1.0) beyond the canvas: the canvas is padded by p/2 on every
+/// side and cut into p x p blocks, and each token joins the 2x2 blocks that cover its
+/// window. Reshapes, slices and a concatenation, so training's backward pass stays as
+/// fast as the matrix products'.
+fn overlapping_patches(x: &Tensor, p: usize) -> Result<Tensor> {
+    let half = p / 2;
+    // Padding adds zeros: shift white to zero first.
+    let shifted = x.affine(1.0, -1.0)?;
+    let padded = shifted
+        .pad_with_zeros(1, half, half)?
+        .pad_with_zeros(2, half, half)?;
+    let blocks = space_to_depth(&padded.affine(1.0, 1.0)?, p)?;
+    let (_, gh, gw, _) = blocks.dims4()?;
+    let window = |dy: usize, dx: usize| -> Result<Tensor> {
+        Ok(blocks.narrow(1, dy, gh - 1)?.narrow(2, dx, gw - 1)?)
+    };
+    Ok(Tensor::cat(
+        &[window(0, 0)?, window(0, 1)?, window(1, 0)?, window(1, 1)?],
+        3,
+    )?)
+}
+
 /// (B, H, W, C) -> (B, H/s, W/s, s*s*C): each s x s neighbourhood becomes one token.
 fn space_to_depth(x: &Tensor, s: usize) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
@@ -191,6 +222,11 @@ impl TowerConfig {
             self.dims.len(),
             self.depths.len()
         );
+        ensure!(
+            !self.overlap || self.patch.is_multiple_of(2),
+            "overlapping patches need an even patch side, not {}",
+            self.patch
+        );
         let grid = 1 << (self.dims.len() - 1);
         ensure!(
             self.patch > 0
@@ -210,7 +246,8 @@ impl TowerNet {
     pub fn new(config: &TowerConfig, vb: VarBuilder) -> Result<Self> {
         config.check()?;
         let mut stages = Vec::new();
-        let mut in_dim = config.patch * config.patch * 3;
+        let windows = if config.overlap { 4 } else { 1 };
+        let mut in_dim = windows * config.patch * config.patch * 3;
         for (s, (&dim, &depth)) in config.dims.iter().zip(&config.depths).enumerate() {
             let vb = vb.pp(format!("stage{s}"));
             let norm = if s == 0 {
@@ -263,7 +300,11 @@ impl TowerNet {
     /// (B, H, W, 3) pixels in [-1, 1] -> (B, out_dim), each row L2-normalised.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let b = pixels.dim(0)?;
-        let mut x = space_to_depth(pixels, self.config.patch)?;
+        let mut x = if self.config.overlap {
+            overlapping_patches(pixels, self.config.patch)?
+        } else {
+            space_to_depth(pixels, self.config.patch)?
+        };
         for (s, stage) in self.stages.iter().enumerate() {
             if s > 0 {
                 x = space_to_depth(&x, 2)?;
@@ -422,6 +463,55 @@ mod tests {
             .any(|k| k.starts_with("stage0.mix")));
     }
 
+    /// Every value of every overlapping window is the canvas pixel it should be, or white
+    /// beyond the canvas.
+    #[test]
+    fn overlapping_patches_hold_the_window_around_each_patch() {
+        let (h, w, p) = (16usize, 24usize, 8usize);
+        let value = |y: usize, x: usize, c: usize| ((y * w + x) * 3 + c) as f32 / 2000.0;
+        let pixels: Vec<f32> = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| (0..3).map(move |c| value(y, x, c))))
+            .collect();
+        let x = Tensor::from_vec(pixels, (1, h, w, 3), &Device::Cpu).unwrap();
+        let tokens = overlapping_patches(&x, p).unwrap();
+        assert_eq!(tokens.dims(), [1, h / p, w / p, 4 * p * p * 3]);
+        let got = tokens.get(0).unwrap().to_vec3::<f32>().unwrap();
+        for (i, row) in got.iter().enumerate() {
+            for (j, token) in row.iter().enumerate() {
+                for (f, &v) in token.iter().enumerate() {
+                    let (block, within) = (f / (p * p * 3), f % (p * p * 3));
+                    let (r, q, c) = (within / (p * 3), within / 3 % p, within % 3);
+                    // Canvas coordinates, p/2 before the patch's own corner.
+                    let y = ((i + block / 2) * p + r) as isize - (p / 2) as isize;
+                    let x = ((j + block % 2) * p + q) as isize - (p / 2) as isize;
+                    let want = if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+                        value(y as usize, x as usize, c)
+                    } else {
+                        1.0
+                    };
+                    assert!(
+                        (v - want).abs() < 1e-6,
+                        "token ({i},{j}) feature {f}: {v} vs {want}"
+                    );
+                }
+            }
+        }
+        // The network takes them: a tower with overlap embeds to unit vectors.
+        let config = TowerConfig {
+            overlap: true,
+            ..TowerConfig::default()
+        };
+        let map = VarMap::new();
+        let net = TowerNet::new(
+            &config,
+            VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let x =
+            Tensor::randn(0f32, 1.0, (2, config.height, config.width, 3), &Device::Cpu).unwrap();
+        assert_eq!(net.forward(&x).unwrap().dims(), [2, config.out_dim]);
+    }
+
     #[test]
     fn shapes_the_network_cannot_take_are_errors_not_panics() {
         let bad = |edit: fn(&mut TowerConfig)| {
@@ -434,6 +524,11 @@ mod tests {
         assert!(bad(|c| c.dims.clear()).contains("same number of stages"));
         assert!(bad(|c| c.depths.push(1)).contains("same number of stages"));
         assert!(bad(|c| c.patch = 0).contains("must divide"));
+        assert!(bad(|c| {
+            c.patch = 5;
+            c.overlap = true
+        })
+        .contains("even patch side"));
         assert!(bad(|c| c.patch = 7).contains("must divide"));
         assert!(TowerConfig::default().check().is_ok());
     }

@@ -20,9 +20,32 @@ pub fn multi_positive_targets(text: &Tensor, same_title: f64) -> Result<Tensor> 
     Ok(positive.broadcast_div(&positive.sum_keepdim(D::Minus1)?)?)
 }
 
+/// Soft targets from the frozen text vectors (knowledge distillation's, Hinton et al.
+/// 2015, with the text tower as the teacher): row i is the softmax of title i's cosine
+/// similarities to the batch's titles at `temperature`. Identical titles share the mass
+/// as with [`multi_positive_targets`], and titles that name the same kind of product
+/// (two different black belts) get a little of it instead of counting as negatives as
+/// hard as a sock's: the tower learns the text tower's sense of which products are
+/// alike, not only which photo is whose. The matrix of similarities is symmetric, so
+/// row i also serves as title i's targets over the batch's images.
+pub fn soft_targets(text: &Tensor, temperature: f64) -> Result<Tensor> {
+    let sim = text.matmul(&text.t()?)?;
+    Ok(candle_nn::ops::softmax_last_dim(
+        &sim.affine(1.0 / temperature, 0.0)?,
+    )?)
+}
+
+/// How many pairs each row of `targets` spreads its mass over, on average: the inverse
+/// of the sum of squared target probabilities (k for k equal positives, 1 for CLIP's).
+pub fn effective_positives(targets: &Tensor) -> Result<f64> {
+    let rows = targets.dim(0)?;
+    let per_row = targets.sqr()?.sum(D::Minus1)?.recip()?;
+    Ok(per_row.sum_all()?.to_scalar::<f32>()? as f64 / rows.max(1) as f64)
+}
+
 /// Symmetric soft cross-entropy over `scale * image . text^T`, rows L2-normalised, row i
-/// of each a matched pair; `targets` from [`multi_positive_targets`] (symmetric in which
-/// pairs are positives, so the text-to-image side uses the same rows).
+/// of each a matched pair; `targets` from [`multi_positive_targets`] or [`soft_targets`]
+/// (both built from a symmetric similarity, so the text-to-image side uses the same rows).
 pub fn clip_loss(
     image: &Tensor,
     text: &Tensor,
@@ -107,5 +130,35 @@ mod tests {
         // The minimum: the targets' own entropy, ln 2 in 4 of the 6 rows.
         let floor = 2.0 * 2f32.ln() / 3.0;
         assert!((soft_loss - floor).abs() < 0.01, "{soft_loss} vs {floor}");
+    }
+
+    /// Soft targets rank the batch's titles by similarity: a title's own pair and an
+    /// identical title share the most mass, a title naming the same kind of product gets
+    /// some, an unrelated one next to none; a cooler temperature concentrates the mass.
+    /// The effective positives count k equal positives as k.
+    #[test]
+    fn soft_targets_follow_title_similarity() {
+        // Two identical titles, one close to them (cosine 0.8), one unrelated.
+        let text = unit_rows(&[[1., 0., 0.], [1., 0., 0.], [0.8, 0.6, 0.], [0., 0., 1.]]);
+        let warm = soft_targets(&text, 0.1).unwrap().to_vec2::<f32>().unwrap();
+        for row in &warm {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+        let r = &warm[0];
+        assert!((r[0] - r[1]).abs() < 1e-6, "{r:?}");
+        assert!(r[1] > r[2] && r[2] > 10.0 * r[3], "{r:?}");
+        // exp(-0.2 / 0.1): the close title's mass relative to an identical one's.
+        assert!((r[2] / r[0] - (-2f32).exp()).abs() < 1e-4, "{r:?}");
+        let cool = soft_targets(&text, 0.02).unwrap().to_vec2::<f32>().unwrap();
+        assert!(cool[0][2] < 0.01 * warm[0][2], "{:?} vs {r:?}", cool[0]);
+
+        let warm_k = effective_positives(&soft_targets(&text, 0.1).unwrap()).unwrap();
+        let cool_k = effective_positives(&soft_targets(&text, 0.02).unwrap()).unwrap();
+        // Rows 0 and 1 spread over two identical titles, 2 mostly on itself, 3 alone.
+        assert!(cool_k > 1.4 && cool_k < 1.6, "{cool_k}");
+        assert!(warm_k > cool_k, "{warm_k} vs {cool_k}");
+        let multi = multi_positive_targets(&text, 0.99).unwrap();
+        let k = effective_positives(&multi).unwrap();
+        assert!((k - 1.5).abs() < 1e-6, "{k}");
     }
 }

@@ -18,7 +18,7 @@ pub use augment::Augment;
 pub use card::{train_and_save, ModelCard, CARD_FILE, WEIGHTS_FILE};
 pub use data::{PairSet, RejectedImage};
 pub use heldout::{held_out, HeldOut};
-pub use loss::{clip_loss, multi_positive_targets};
+pub use loss::{clip_loss, effective_positives, multi_positive_targets, soft_targets};
 
 use std::time::Instant;
 
@@ -57,6 +57,12 @@ pub struct TrainConfig {
     /// is a negative (plain CLIP), as in cards written before this setting existed.
     #[serde(default = "one_positive")]
     pub same_title: f64,
+    /// Temperature of soft targets ([`soft_targets`]: each pair's target mass spread
+    /// over the batch by title similarity, the text tower as teacher), which then take
+    /// the place of `same_title`'s. 0 (the default, and in cards written before it
+    /// existed): `same_title`'s multi-positive targets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub soft_targets: f64,
     /// Weight of an image-image term (SLIP, Mu et al. 2022): each batch is drawn a
     /// second time, every photo warped (`Augment::with_share(1.0)`), and each photo
     /// must pick out its own second view among the batch's (near-duplicate titles'
@@ -83,6 +89,7 @@ impl Default for TrainConfig {
             init_temperature: 0.07,
             augment: Augment::with_share(BUILTIN_WARP_SHARE).expect("a share within 0..1"),
             same_title: 0.85,
+            soft_targets: 0.0,
             consistency: 0.0,
             tower: TowerConfig::default(),
         }
@@ -115,7 +122,8 @@ pub struct EpochLog {
     pub mean_loss: f64,
     pub temperature: f64,
     pub images_per_second: f64,
-    /// Mean number of pairs in a batch each image counts as positive (1 = its own only).
+    /// Mean number of pairs in a batch each image counts as positive (1 = its own only;
+    /// for soft targets, the inverse of the sum of squared target probabilities).
     pub positives_per_image: f64,
 }
 
@@ -218,13 +226,12 @@ pub fn train(
         for chunk in order.chunks_exact(batch) {
             let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
             let (pixels, text) = pairs.batch(chunk, &seeds, &config.augment, &device)?;
-            let targets = multi_positive_targets(&text, config.same_title)?;
-            positives += targets
-                .gt(0f32)?
-                .to_dtype(DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()? as f64
-                / batch as f64;
+            let targets = if config.soft_targets > 0.0 {
+                soft_targets(&text, config.soft_targets)?
+            } else {
+                multi_positive_targets(&text, config.same_title)?
+            };
+            positives += effective_positives(&targets)?;
             let image = net.forward(&pixels)?;
             let mut loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
             if config.consistency > 0.0 {
