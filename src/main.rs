@@ -563,6 +563,11 @@ struct TrainArgs {
     /// the time of a step (default 0: off, the built-in tower's recipe).
     #[arg(long, value_name = "WEIGHT")]
     consistency: Option<f64>,
+    /// Weight of an image-image relation term: each photo's similarities to the batch's
+    /// other photos should follow its title's to their titles, so photos of alike
+    /// products lie near each other (default 0: off, the built-in tower's recipe).
+    #[arg(long, value_name = "WEIGHT")]
+    relations: Option<f64>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -1053,6 +1058,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
     config.consistency = args.consistency.unwrap_or(config.consistency);
+    config.relations = args.relations.unwrap_or(config.relations);
+    if !(config.relations >= 0.0 && config.relations.is_finite()) {
+        bail!(
+            "--relations must be a weight of 0 or more, not {}",
+            config.relations
+        );
+    }
     config.soft_targets = args.soft_targets.unwrap_or(config.soft_targets);
     if !(config.soft_targets >= 0.0 && config.soft_targets.is_finite()) {
         bail!(

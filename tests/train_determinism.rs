@@ -134,10 +134,11 @@ fn the_image_image_term_is_deterministic_and_learned() {
     assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
 }
 
-/// Soft targets and overlapping first-stage windows (both options off in the built-in
-/// recipe) keep runs reproducible, train the loss down, and change what is learned.
+/// Soft targets, the image-image relation term and overlapping first-stage windows
+/// (options off in the built-in recipe) keep runs reproducible, train the loss down,
+/// and change what is learned.
 #[test]
-fn soft_targets_and_overlapping_patches_are_deterministic_and_learned() {
+fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned() {
     let dir = tempfile::tempdir().unwrap();
     let set = pairs(dir.path());
     let mut overlap = config();
@@ -146,6 +147,7 @@ fn soft_targets_and_overlapping_patches_are_deterministic_and_learned() {
     // some target mass.
     let with = TrainConfig {
         soft_targets: 0.3,
+        relations: 0.5,
         ..overlap.clone()
     };
     let a = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();

@@ -35,6 +35,36 @@ pub fn soft_targets(text: &Tensor, temperature: f64) -> Result<Tensor> {
     )?)
 }
 
+/// Targets for [`relation_loss`]: row i is the softmax of title i's similarities to the
+/// batch's other titles at `temperature` (itself excluded), so product i's photo should
+/// lie nearest the photos of the products whose titles are nearest its own.
+pub fn relation_targets(text: &Tensor, temperature: f64) -> Result<Tensor> {
+    let sim = text.matmul(&text.t()?)?.affine(1.0 / temperature, 0.0)?;
+    Ok(candle_nn::ops::softmax_last_dim(
+        &(sim + self_mask(text)?)?,
+    )?)
+}
+
+/// A large negative on the diagonal: a row's softmax leaves out the pair itself.
+fn self_mask(rows: &Tensor) -> Result<Tensor> {
+    let b = rows.dim(0)?;
+    Ok(Tensor::eye(b, DType::F32, rows.device())?.affine(-1e4, 0.0)?)
+}
+
+/// Relational distillation (Park et al. 2019, "Relational Knowledge Distillation") from
+/// the text tower to the image tower: the soft cross-entropy between each photo's
+/// similarities to the batch's other photos (`scale * image . image^T`, itself left out)
+/// and [`relation_targets`]. The CLIP term only places each photo near its title;
+/// nothing in it asks two skirts' photos to be near each other, which is what a photo
+/// query needs. It costs one (B x B) product, no second pass through the tower.
+pub fn relation_loss(image: &Tensor, scale: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let b = image.dim(0)? as f64;
+    let logits = (image.matmul(&image.t()?)?.broadcast_mul(scale)? + self_mask(image)?)?;
+    Ok((log_softmax(&logits, D::Minus1)? * targets)?
+        .sum_all()?
+        .affine(-1.0 / b, 0.0)?)
+}
+
 /// How many pairs each row of `targets` spreads its mass over, on average: the inverse
 /// of the sum of squared target probabilities (k for k equal positives, 1 for CLIP's).
 pub fn effective_positives(targets: &Tensor) -> Result<f64> {
@@ -160,5 +190,27 @@ mod tests {
         let multi = multi_positive_targets(&text, 0.99).unwrap();
         let k = effective_positives(&multi).unwrap();
         assert!((k - 1.5).abs() < 1e-6, "{k}");
+    }
+
+    /// The relation term leaves each pair itself out of its targets, and scores photos
+    /// that lie as their titles lie (two skirts together, a sock apart) lower than photos
+    /// that pair a skirt with the sock.
+    #[test]
+    fn relation_loss_wants_photos_arranged_as_their_titles() {
+        // Two skirts' titles (cosine 0.8) and a sock's.
+        let text = unit_rows(&[[1., 0., 0.], [0.8, 0.6, 0.], [0., 0., 1.]]);
+        let targets = relation_targets(&text, 0.1).unwrap();
+        let rows = targets.to_vec2::<f32>().unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row[i], 0.0, "row {i}: {row:?}");
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+        assert!(rows[0][1] > 0.99 && rows[1][0] > 0.99, "{rows:?}");
+        let scale = Tensor::new(10f32, &Device::Cpu).unwrap();
+        let as_titles = unit_rows(&[[1., 0.1, 0.], [0.9, 0.3, 0.], [0., 0.1, 1.]]);
+        let skirt_with_sock = unit_rows(&[[1., 0.1, 0.], [0., 0.3, 0.9], [0.9, 0.1, 0.]]);
+        let good = scalar(relation_loss(&as_titles, &scale, &targets).unwrap());
+        let bad = scalar(relation_loss(&skirt_with_sock, &scale, &targets).unwrap());
+        assert!(good.is_finite() && good < 0.5 * bad, "{good} vs {bad}");
     }
 }

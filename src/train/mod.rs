@@ -18,7 +18,10 @@ pub use augment::Augment;
 pub use card::{train_and_save, ModelCard, CARD_FILE, WEIGHTS_FILE};
 pub use data::{PairSet, RejectedImage};
 pub use heldout::{held_out, HeldOut};
-pub use loss::{clip_loss, effective_positives, multi_positive_targets, soft_targets};
+pub use loss::{
+    clip_loss, effective_positives, multi_positive_targets, relation_loss, relation_targets,
+    soft_targets,
+};
 
 use std::time::Instant;
 
@@ -74,6 +77,13 @@ pub struct TrainConfig {
     /// model). 0 (the default, and in cards written before it existed): off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consistency: f64,
+    /// Weight of an image-image relation term ([`relation_loss`]): each photo's
+    /// similarities to the batch's other photos should follow its title's to their
+    /// titles (both at `IMAGE_IMAGE_TEMPERATURE`), so photos of alike products lie near
+    /// each other, as a photo query needs. 0 (the default, and in cards written before it
+    /// existed): off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub relations: f64,
     pub tower: TowerConfig,
 }
 
@@ -91,6 +101,7 @@ impl Default for TrainConfig {
             same_title: 0.85,
             soft_targets: 0.0,
             consistency: 0.0,
+            relations: 0.0,
             tower: TowerConfig::default(),
         }
     }
@@ -107,10 +118,10 @@ fn is_zero(value: &f64) -> bool {
     *value == 0.0
 }
 
-/// Temperature of the image-image term: SimCLR's and SLIP's 0.1, fixed, because the
+/// Temperature of the image-image terms: SimCLR's and SLIP's 0.1, fixed, because the
 /// learned one is tuned to image-text logits and grows too sharp for two views of one
-/// photo.
-const CONSISTENCY_TEMPERATURE: f64 = 0.1;
+/// photo. The relation term's title targets use it too.
+const IMAGE_IMAGE_TEMPERATURE: f64 = 0.1;
 
 /// The logit scale is clamped here, as in CLIP, so the loss cannot blow up.
 const MAX_LOGIT_SCALE: f64 = 100.0;
@@ -216,7 +227,7 @@ pub fn train(
     bar.set_length((total * batch) as u64);
     let mut order: Vec<usize> = (0..n).collect();
     let every_photo_warped = Augment::with_share(1.0)?;
-    let consistency_scale = Tensor::new((1.0 / CONSISTENCY_TEMPERATURE) as f32, &device)?;
+    let image_image_scale = Tensor::new((1.0 / IMAGE_IMAGE_TEMPERATURE) as f32, &device)?;
     let mut logs = Vec::new();
     let mut step = 0;
     for epoch in 1..=config.epochs {
@@ -239,8 +250,13 @@ pub fn train(
                 let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
                 let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, &device)?;
                 let views = net.forward(&warped)?;
-                let term = clip_loss(&image, &views, &consistency_scale, &targets)?;
+                let term = clip_loss(&image, &views, &image_image_scale, &targets)?;
                 loss = (loss + term.affine(config.consistency, 0.0)?)?;
+            }
+            if config.relations > 0.0 {
+                let relations = relation_targets(&text, IMAGE_IMAGE_TEMPERATURE)?;
+                let term = relation_loss(&image, &image_image_scale, &relations)?;
+                loss = (loss + term.affine(config.relations, 0.0)?)?;
             }
             let lr = learning_rate(config, step, total);
             opt.set_learning_rate(lr);
