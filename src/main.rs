@@ -322,8 +322,10 @@ enum BenchSuite {
 #[derive(Args)]
 struct ModelArgs {
     /// A model folder: an ONNX CLIP export in the jina-clip layout (onnx/text_model.onnx,
-    /// onnx/vision_model.onnx, tokenizer.json, preprocessor_config.json), or the built-in
-    /// model's MiniLM files (config.json, tokenizer.json, model.safetensors). Default for
+    /// onnx/vision_model.onnx, tokenizer.json, preprocessor_config.json), an image tower
+    /// trained by `vitrina train` (its --out folder: card.json, image_tower.safetensors;
+    /// with the built-in MiniLM), or the built-in model's MiniLM files (config.json,
+    /// tokenizer.json, model.safetensors). Default for
     /// search/serve: the model recorded in the index; else the built-in model, whose MiniLM
     /// files come from $VITRINA_MINILM_DIR or the cache (fetched on first use).
     #[arg(long)]

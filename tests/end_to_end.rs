@@ -1434,3 +1434,73 @@ fn words_that_name_a_colour_steer_a_photo_query() {
         ("baseColour", "Black")
     );
 }
+
+/// A tower folder written by `vitrina train` (here the committed folder of the built-in
+/// tower's own training run, the same weights) indexes and searches with `--model-dir`:
+/// the index remembers the folder, ranks as the built-in tower's index does, and refuses
+/// queries from the built-in model, which is known by another id.
+#[test]
+fn a_trained_tower_folder_indexes_and_searches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = root.join("catalogs/myntra.toml");
+    let tower = root
+        .join("models")
+        .join(vitrina::encoder::BUILTIN_TOWER_NAME);
+    let dir = tempfile::tempdir().unwrap();
+    let index = |name: &str, model: &[&str]| {
+        let path = dir.path().join(name);
+        let mut args = vec![
+            "index",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--index",
+            path.to_str().unwrap(),
+            "--limit",
+            "300",
+        ];
+        args.extend(model);
+        let out = vitrina(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    };
+    let trained = index("trained", &["--model-dir", tower.to_str().unwrap()]);
+    let builtin = index("builtin", &[]);
+    let ids = |index: &Path| -> Vec<String> {
+        let out = vitrina(&[
+            "search",
+            "--index",
+            index.to_str().unwrap(),
+            "--json",
+            "--mode",
+            "image",
+            "-k",
+            "10",
+            "red dress",
+        ]);
+        json_hits(&out)
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let found = ids(&trained);
+    assert_eq!(found.len(), 10);
+    assert_eq!(found, ids(&builtin));
+    let refused = vitrina(&[
+        "search",
+        "--index",
+        trained.to_str().unwrap(),
+        "--model",
+        "builtin",
+        "red dress",
+    ]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains(&format!("{}@", vitrina::encoder::BUILTIN_TOWER_NAME)),
+        "{said}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 
-use super::{ImageTower, TowerConfig};
+use super::ImageTower;
 
 /// Name of the built-in image tower, recorded in indexes built with it.
 pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v5";
@@ -15,10 +15,6 @@ pub const BUILTIN_CARD: &str = include_str!("../../models/vitrina-lit-myntra-v5/
 
 /// Loads the built-in tower.
 pub fn builtin_tower() -> Result<ImageTower> {
-    #[derive(serde::Deserialize)]
-    struct Card {
-        tower: TowerConfig,
-    }
-    let card: Card = serde_json::from_str(BUILTIN_CARD).context("built-in model card")?;
-    ImageTower::from_safetensors(BUILTIN_TOWER_NAME, &card.tower, WEIGHTS)
+    super::tower_dir::tower_from_card(BUILTIN_TOWER_NAME, BUILTIN_CARD, WEIGHTS)
+        .context("the built-in model card or weights")
 }

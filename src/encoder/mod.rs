@@ -18,6 +18,7 @@ mod onnx_proto;
 pub mod preprocess;
 mod query_batch;
 mod query_cache;
+mod tower_dir;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
 pub use builtin::{builtin_tower, BUILTIN_CARD, BUILTIN_TOWER_NAME};
@@ -27,6 +28,7 @@ pub(crate) use minilm::CANDLE_BATCH;
 pub use minilm::{MiniLm, TextBackend, TEXT_BACKEND_ENV};
 pub use query_batch::{QueryBatcher, MAX_BATCH as MAX_QUERY_BATCH};
 pub use query_cache::QueryCache;
+pub use tower_dir::{is_tower_dir, load_tower_dir, CARD_FILE, WEIGHTS_FILE};
 
 use std::path::{Path, PathBuf};
 
@@ -156,11 +158,20 @@ impl Model {
     }
 
     /// A model from a folder: an ONNX CLIP export (jina-clip layout: `onnx/text_model.onnx`,
-    /// `onnx/vision_model.onnx`, `tokenizer.json`, `preprocessor_config.json`), or the
-    /// MiniLM files of the built-in model.
+    /// `onnx/vision_model.onnx`, `tokenizer.json`, `preprocessor_config.json`), an image
+    /// tower trained by `vitrina train` (its `--out` folder: `card.json`,
+    /// `image_tower.safetensors`; paired with the built-in MiniLM), or the MiniLM files
+    /// of the built-in model.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         if looks_like_onnx(dir) {
             return Self::onnx(dir);
+        }
+        if is_tower_dir(dir) {
+            let text = MiniLm::load(&minilm_dir(None)?)?;
+            let tower = load_tower_dir(dir)?;
+            let mut model = Model::new(Box::new(text), Some(Box::new(tower)))?;
+            model.source = Some(dir.to_path_buf());
+            return Ok(model);
         }
         Self::builtin(Some(dir))
     }

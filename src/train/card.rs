@@ -10,9 +10,7 @@ use crate::catalog::{Catalog, Split};
 use crate::encoder::{embed_texts_cached, ImageTower, MiniLm, TextEncoder, TowerConfig};
 use crate::progress::{progress_bar, Progress};
 
-/// File names inside a model folder.
-pub const WEIGHTS_FILE: &str = "image_tower.safetensors";
-pub const CARD_FILE: &str = "card.json";
+pub use crate::encoder::{CARD_FILE, WEIGHTS_FILE};
 
 /// What a trained tower is, how it was made and how good it is: written beside the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
