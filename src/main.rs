@@ -551,7 +551,7 @@ struct TrainArgs {
     same_title: Option<f64>,
     /// Soft targets at this temperature instead of --same-title's: each pair's target
     /// spread over the batch's pairs by their titles' similarity (the text tower as
-    /// teacher; e.g. 0.05). Default: off, the built-in tower's recipe.
+    /// teacher; e.g. 0.1). Default: off, the built-in tower's recipe.
     #[arg(long, value_name = "TEMPERATURE")]
     soft_targets: Option<f64>,
     /// Vary the photos as shoppers' photos vary: crops, padding, shifts, small
@@ -1061,25 +1061,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.same_title = args.same_title.unwrap_or(config.same_title);
     config.consistency = args.consistency.unwrap_or(config.consistency);
     config.relations = args.relations.unwrap_or(config.relations);
-    if !(config.relations >= 0.0 && config.relations.is_finite()) {
-        bail!(
-            "--relations must be a weight of 0 or more, not {}",
-            config.relations
-        );
-    }
     config.soft_targets = args.soft_targets.unwrap_or(config.soft_targets);
-    if !(config.soft_targets >= 0.0 && config.soft_targets.is_finite()) {
-        bail!(
-            "--soft-targets must be a temperature above 0 (or 0: off), not {}",
-            config.soft_targets
-        );
-    }
-    if !(config.consistency >= 0.0 && config.consistency.is_finite()) {
-        bail!(
-            "--consistency must be a weight of 0 or more, not {}",
-            config.consistency
-        );
-    }
     if let Some(share) = args.augment {
         config.augment = Augment::with_share(share).context("--augment")?;
     }
@@ -1090,8 +1072,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
     tower.overlap = args.overlap.unwrap_or(tower.overlap);
     tower.trim_white = args.trim_white.or(tower.trim_white);
-    // Before the minutes spent reading images: the network checks it again when built.
-    tower.check().context("--dims, --depths and --patch")?;
+    // Before the minutes spent reading images: training checks them again.
+    config.check()?;
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;
     let card = train_and_save(
         &catalog, args.split, args.limit, &config, &minilm, &args.name, &args.out,

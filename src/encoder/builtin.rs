@@ -15,6 +15,6 @@ pub const BUILTIN_CARD: &str = include_str!("../../models/vitrina-lit-myntra-v5/
 
 /// Loads the built-in tower.
 pub fn builtin_tower() -> Result<ImageTower> {
-    super::tower_dir::tower_from_card(BUILTIN_TOWER_NAME, BUILTIN_CARD, WEIGHTS)
-        .context("the built-in model card or weights")
+    let card = super::tower_dir::CardShape::parse(BUILTIN_CARD).context("built-in model card")?;
+    ImageTower::from_safetensors(BUILTIN_TOWER_NAME, &card.tower, WEIGHTS)
 }

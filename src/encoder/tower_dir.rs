@@ -21,15 +21,15 @@ pub fn is_tower_dir(dir: &Path) -> bool {
 
 /// The part of a model card that building the tower needs: its name and shape.
 #[derive(serde::Deserialize)]
-struct CardShape {
-    name: String,
-    tower: TowerConfig,
+pub(super) struct CardShape {
+    pub name: String,
+    pub tower: TowerConfig,
 }
 
-/// A tower from a card's JSON and its weights, known by `id`.
-pub(super) fn tower_from_card(id: &str, card: &str, weights: &[u8]) -> Result<ImageTower> {
-    let shape: CardShape = serde_json::from_str(card)?;
-    ImageTower::from_safetensors(id, &shape.tower, weights)
+impl CardShape {
+    pub(super) fn parse(card: &str) -> Result<Self> {
+        Ok(serde_json::from_str(card)?)
+    }
 }
 
 /// Loads the tower of a folder written by `vitrina train`. Its id is the card's name and
@@ -43,11 +43,10 @@ pub fn load_tower_dir(dir: &Path) -> Result<ImageTower> {
         .with_context(|| format!("cannot read {}", card_path.display()))?;
     let weights = std::fs::read(&weights_path)
         .with_context(|| format!("cannot read {}", weights_path.display()))?;
-    let name = serde_json::from_str::<CardShape>(&card)
-        .with_context(|| format!("{} is not a tower's model card", card_path.display()))?
-        .name;
-    let id = format!("{name}@{:016x}", fnv1a64(&weights));
-    tower_from_card(&id, &card, &weights)
+    let shape = CardShape::parse(&card)
+        .with_context(|| format!("{} is not a tower's model card", card_path.display()))?;
+    let id = format!("{}@{:016x}", shape.name, fnv1a64(&weights));
+    ImageTower::from_safetensors(&id, &shape.tower, &weights)
         .with_context(|| format!("{} does not load", weights_path.display()))
 }
 
@@ -70,21 +69,19 @@ mod tests {
         }
     }
 
-    /// A folder as `train` writes it, with random weights.
-    fn write_tower(dir: &Path, name: &str, seed: u64) -> VarMap {
+    /// A folder as `train` writes it, with random weights (`seed` shifts them).
+    fn write_tower(dir: &Path, name: &str, seed: u64) {
         let map = VarMap::new();
         let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-        TowerNet::new(&small(), vb.pp("tower")).unwrap();
+        TowerNet::new(&small(), vb).unwrap();
         for (i, var) in map.all_vars().iter().enumerate() {
             let noise = Tensor::randn(0f32, 0.5, var.dims(), &Device::Cpu).unwrap();
             let shift = (seed as f64 + i as f64) * 0.01;
             var.set(&noise.affine(1.0, shift).unwrap()).unwrap();
         }
-        let weights = crate::train::tower_safetensors(&map).unwrap();
-        std::fs::write(dir.join(WEIGHTS_FILE), weights).unwrap();
+        map.save(dir.join(WEIGHTS_FILE)).unwrap();
         let card = serde_json::json!({ "name": name, "tower": small(), "epochs": [] });
         std::fs::write(dir.join(CARD_FILE), card.to_string()).unwrap();
-        map
     }
 
     #[test]

@@ -107,6 +107,27 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Refuses settings training cannot use, naming the option: the weights and the
+    /// soft targets' temperature are finite and 0 or more (0: off), and the tower's
+    /// shape is one the network can be built with.
+    pub fn check(&self) -> Result<()> {
+        for (option, value) in [
+            ("--consistency", self.consistency),
+            ("--relations", self.relations),
+            ("--soft-targets", self.soft_targets),
+        ] {
+            anyhow::ensure!(
+                value >= 0.0 && value.is_finite(),
+                "{option} must be a finite value of 0 or more (0: off), not {value}"
+            );
+        }
+        self.tower
+            .check()
+            .context("the tower's shape (--dims, --depths, --patch)")
+    }
+}
+
 /// Share of photos the built-in tower's recipe warps.
 const BUILTIN_WARP_SHARE: f64 = 0.25;
 
@@ -186,6 +207,7 @@ pub fn train(
     bar: &ProgressBar,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Trained> {
+    config.check()?;
     let started = Instant::now();
     let device = Device::Cpu;
     let map = VarMap::new();
@@ -309,4 +331,23 @@ pub fn tower_safetensors(vars: &VarMap) -> Result<Vec<u8>> {
     let map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
     candle_core::safetensors::save(&map, &path)?;
     std::fs::read(&path).context("reading back the weights")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_training_cannot_use_are_refused_by_name() {
+        assert!(TrainConfig::default().check().is_ok());
+        let refused = |edit: fn(&mut TrainConfig)| {
+            let mut config = TrainConfig::default();
+            edit(&mut config);
+            format!("{:#}", config.check().unwrap_err())
+        };
+        assert!(refused(|c| c.relations = -0.5).contains("--relations"));
+        assert!(refused(|c| c.soft_targets = f64::NAN).contains("--soft-targets"));
+        assert!(refused(|c| c.consistency = f64::INFINITY).contains("--consistency"));
+        assert!(refused(|c| c.tower.dims.clear()).contains("--dims"));
+    }
 }
