@@ -5,7 +5,7 @@ use image::{Rgb, RgbImage};
 use indicatif::ProgressBar;
 use vitrina::catalog::Product;
 use vitrina::encoder::TowerConfig;
-use vitrina::train::{tower_safetensors, train, PairSet, TrainConfig};
+use vitrina::train::{tower_safetensors, train, PairSet, TrainConfig, Trained};
 
 const DIM: usize = 8;
 
@@ -90,25 +90,26 @@ fn config() -> TrainConfig {
 fn same_seed_same_weights_and_the_loss_falls() {
     let dir = tempfile::tempdir().unwrap();
     let set = pairs(dir.path());
-    let a = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    assert_eq!(
-        tower_safetensors(&a.vars).unwrap(),
-        tower_safetensors(&b.vars).unwrap()
-    );
-    let first = a.epochs.first().unwrap().mean_loss;
-    let last = a.epochs.last().unwrap().mean_loss;
-    assert!(last < first * 0.8, "loss {first} -> {last}");
-
+    let (_, weights) = reproducible_and_learned(&config(), &set);
     let other = TrainConfig {
         seed: 43,
         ..config()
     };
     let c = train(&other, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    assert_ne!(
-        tower_safetensors(&a.vars).unwrap(),
-        tower_safetensors(&c.vars).unwrap()
-    );
+    assert_ne!(weights, tower_safetensors(&c.vars).unwrap());
+}
+
+/// Trains twice with `config`: the same weights both times, and a loss that falls by a
+/// fifth or more. Returns the first run and its weights.
+fn reproducible_and_learned(config: &TrainConfig, set: &PairSet) -> (Trained, Vec<u8>) {
+    let a = train(config, set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(config, set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let weights = tower_safetensors(&a.vars).unwrap();
+    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
+    let first = a.epochs.first().unwrap().mean_loss;
+    let last = a.epochs.last().unwrap().mean_loss;
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    (a, weights)
 }
 
 /// The image-image term (`consistency`) keeps runs reproducible, is trained down with
@@ -121,13 +122,8 @@ fn the_image_image_term_is_deterministic_and_learned() {
         consistency: 1.0,
         ..config()
     };
-    let a = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let weights = tower_safetensors(&a.vars).unwrap();
-    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
-    let first = a.epochs.first().unwrap().mean_loss;
-    let last = a.epochs.last().unwrap().mean_loss;
-    assert!(last < first * 0.8, "loss {first} -> {last}");
+    let (a, weights) = reproducible_and_learned(&with, &set);
+    let first = a.epochs[0].mean_loss;
     // The term adds to the text term's loss, which starts near ln(batch) either way.
     let without = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
@@ -150,17 +146,11 @@ fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned(
         relations: 0.5,
         ..overlap.clone()
     };
-    let a = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(&with, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let weights = tower_safetensors(&a.vars).unwrap();
-    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
-    let first = a.epochs.first().unwrap().mean_loss;
-    let last = a.epochs.last().unwrap().mean_loss;
-    assert!(last < first * 0.8, "loss {first} -> {last}");
+    let (a, weights) = reproducible_and_learned(&with, &set);
     // Soft targets spread each pair's mass beyond its identical titles, and learn other
     // weights than multi-positive targets in the same network.
     let multi = train(&overlap, &set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let spread = |run: &vitrina::train::Trained| run.epochs[0].positives_per_image;
+    let spread = |run: &Trained| run.epochs[0].positives_per_image;
     assert!(
         spread(&a) > spread(&multi) + 0.2,
         "{} vs {}",
