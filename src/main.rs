@@ -567,7 +567,7 @@ struct TrainArgs {
     consistency: Option<f64>,
     /// Weight of an image-image relation term: each photo's similarities to the batch's
     /// other photos should follow its title's to their titles, so photos of alike
-    /// products lie near each other (default 0: off, the built-in tower's recipe).
+    /// products lie near each other (default 0.5, the built-in tower's recipe; 0: off).
     #[arg(long, value_name = "WEIGHT")]
     relations: Option<f64>,
     #[command(flatten)]

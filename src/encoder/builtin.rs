@@ -1,17 +1,17 @@
 //! The built-in image tower's weights and card, compiled into the binary so that a
 //! clean checkout indexes and searches images offline with no training step. They are
-//! made by `vitrina train` (see models/vitrina-lit-myntra-v5/card.json for the command).
+//! made by `vitrina train` (see models/vitrina-lit-myntra-v6/card.json for the command).
 
 use anyhow::{Context, Result};
 
 use super::ImageTower;
 
 /// Name of the built-in image tower, recorded in indexes built with it.
-pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v5";
+pub const BUILTIN_TOWER_NAME: &str = "vitrina-lit-myntra-v6";
 
-const WEIGHTS: &[u8] = include_bytes!("../../models/vitrina-lit-myntra-v5/image_tower.safetensors");
+const WEIGHTS: &[u8] = include_bytes!("../../models/vitrina-lit-myntra-v6/image_tower.safetensors");
 /// The built-in tower's model card: its recipe, training log and held-out figures.
-pub const BUILTIN_CARD: &str = include_str!("../../models/vitrina-lit-myntra-v5/card.json");
+pub const BUILTIN_CARD: &str = include_str!("../../models/vitrina-lit-myntra-v6/card.json");
 
 /// Loads the built-in tower.
 pub fn builtin_tower() -> Result<ImageTower> {
