@@ -217,6 +217,15 @@ struct ListArgs {
     /// Fields whose named values are not boosted; repeatable.
     #[arg(long)]
     ignore: Vec<String>,
+    /// Visual feedback: how many first results refine the vector query before it is
+    /// searched again (0: off; default 5 in image, average and hybrid mode, off in
+    /// description mode).
+    #[arg(long, value_name = "RESULTS")]
+    feedback: Option<usize>,
+    /// Visual feedback: the query's own weight against its first results' mean, 0..1
+    /// (default 0.5).
+    #[arg(long, value_name = "WEIGHT")]
+    feedback_weight: Option<f32>,
 }
 
 impl ListArgs {
@@ -234,6 +243,8 @@ impl ListArgs {
             keyword_weight: self.keyword_weight,
             boost: self.boost,
             ignore: Some(self.ignore.join(",")),
+            feedback: self.feedback,
+            feedback_weight: self.feedback_weight,
             ..SearchRequest::default()
         }
     }
@@ -611,6 +622,11 @@ struct EvalArgs {
     /// default mode: the precision/variety trade-off (table and tradeoff.png).
     #[arg(long)]
     sweep_diversity: bool,
+    /// Also measure visual feedback (`search --feedback`) at depths 3, 5, 10, 20 and
+    /// query weights 0.5, 0.25, 0.1, for titles and photos (how the defaults were
+    /// chosen: run it on the train split).
+    #[arg(long)]
+    sweep_feedback: bool,
     /// Evaluate within the products that pass (queries and results): same syntax as
     /// `search --filter`; repeatable.
     #[arg(long = "filter", value_name = "FILTER")]
@@ -1119,6 +1135,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         sweep_alpha: args.sweep_alpha,
         sweep_fusion: args.sweep_fusion,
         sweep_diversity: args.sweep_diversity,
+        sweep_feedback: args.sweep_feedback,
         filter: vitrina::store::Filter::parse(&args.filters)?,
     };
     let report = eval::evaluate(&searcher, &config)?;
@@ -1156,6 +1173,12 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             eval::curve_table(&report)
         ));
         eval::plot_tradeoff(&report, &args.out.join("tradeoff.png"))?;
+    }
+    if !report.feedback_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Visual feedback settings (P@10)\n\n{}",
+            eval::feedback_table(&report)
+        ));
     }
     if !report.fusion_sweep.is_empty() {
         md.push_str(&format!(

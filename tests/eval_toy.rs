@@ -95,6 +95,7 @@ fn precision_at_k_matches_hand_computed_answers() {
         sweep_alpha: true,
         sweep_fusion: false,
         sweep_diversity: false,
+        sweep_feedback: false,
         filter: Filter::default(),
     };
     let report = evaluate(&searcher, &config).unwrap();

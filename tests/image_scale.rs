@@ -3,6 +3,7 @@
 //! at its catalogue size (60x80) and for a 10x larger copy, re-framed off-centre with a
 //! white margin and saved as JPEG, the way a studio shot or phone photo arrives.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use image::DynamicImage;
@@ -10,7 +11,8 @@ use vitrina::catalog::{Catalog, CatalogSpec, Split};
 use vitrina::encoder::preprocess::load_product_image;
 use vitrina::encoder::{builtin_tower, ImageEncoder};
 use vitrina::eval::reframe::{enlarge_and_reframe, OFF_CENTRE};
-use vitrina::store::scan::top_k;
+use vitrina::search::{Feedback, Mode, Ranking, Searcher};
+use vitrina::store::{Entry, MemoryStore, StoreMeta, StoreWriter, StoredProduct, VectorKind};
 
 /// Products searched over and photos used as queries.
 const PRODUCTS: usize = 3000;
@@ -20,23 +22,53 @@ const QUERIES: usize = 60;
 fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml");
     let catalog = Catalog::load(&CatalogSpec::from_file(&path).unwrap()).unwrap();
-    let photos: Vec<DynamicImage> = catalog
+    let (products, photos): (Vec<_>, Vec<DynamicImage>) = catalog
         .split_products(Split::Test, None)
         .iter()
-        .filter_map(|p| load_product_image(p).ok())
+        .filter_map(|p| Some((p.clone(), load_product_image(p).ok()?)))
         .take(PRODUCTS)
-        .collect();
+        .unzip();
     assert_eq!(photos.len(), PRODUCTS);
     let tower = builtin_tower().unwrap();
     let dim = tower.dim();
     let stored = tower.embed_images(&photos).unwrap().vectors;
+    // The photos' products in an in-memory store, searched as `search --image` does.
+    let mut store = MemoryStore::new(StoreMeta {
+        model: "built-in image tower".into(),
+        model_dir: None,
+        dim,
+        kinds: vec![VectorKind::Image],
+        catalog: "myntra".into(),
+    });
+    let ids: Vec<String> = products.iter().map(|p| p.id.clone()).collect();
+    let entries = products
+        .into_iter()
+        .zip(stored.chunks(dim))
+        .map(|(product, vector)| Entry {
+            product: StoredProduct {
+                product,
+                has_image: true,
+                content_hash: 0,
+            },
+            vectors: BTreeMap::from([(VectorKind::Image, vector.to_vec())]),
+        })
+        .collect();
+    store.upsert(entries).unwrap();
+    let snapshot = store.into_snapshot();
+    let searcher = Searcher::stored_vectors_only(&snapshot);
 
     let step = PRODUCTS / QUERIES;
     let queries: Vec<usize> = (0..QUERIES).map(|q| q * step).collect();
-    let top10 = |query: &[f32], own: usize| -> Vec<usize> {
-        top_k(&stored, dim, query, 10, |r| r != own)
-            .iter()
-            .map(|h| h.row)
+    let top10 = |query: &[f32], own: usize, feedback: Feedback| -> Vec<String> {
+        let ranking = Ranking {
+            feedback: Some(feedback),
+            ..Ranking::new(Mode::Image, 10)
+        };
+        searcher
+            .rank(query, &ranking, &[ids[own].as_str()])
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
             .collect()
     };
     // Centred, and off-centre with uneven margins (8% left, 2% right, 6% top, 3% bottom).
@@ -52,22 +84,27 @@ fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
             .map(|&q| enlarge_and_reframe(&photos[q], 10, margins))
             .collect();
         let vectors = tower.embed_images(&photos).unwrap().vectors;
-        let overlaps: Vec<usize> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| {
-                let small = top10(&stored[q * dim..(q + 1) * dim], q);
-                let big = top10(&vectors[i * dim..(i + 1) * dim], q);
-                big.iter().filter(|r| small.contains(r)).count()
-            })
-            .collect();
-        let mean = overlaps.iter().sum::<usize>() as f64 / overlaps.len() as f64;
-        let worst = *overlaps.iter().min().unwrap();
-        eprintln!("top-10 overlap, 60x80 vs {what}: mean {mean:.2}, worst {worst}");
-        if mean < floor {
-            failed.push(format!(
-                "{what}: mean overlap {mean:.2} of 10 (worst {worst})"
-            ));
+        // Without visual feedback (the tower alone) and with image mode's default.
+        for (how, feedback) in [("without", Feedback::OFF), ("with", Feedback::DEFAULT)] {
+            let overlaps: Vec<usize> = queries
+                .iter()
+                .enumerate()
+                .map(|(i, &q)| {
+                    let small = top10(&stored[q * dim..(q + 1) * dim], q, feedback);
+                    let big = top10(&vectors[i * dim..(i + 1) * dim], q, feedback);
+                    big.iter().filter(|r| small.contains(r)).count()
+                })
+                .collect();
+            let mean = overlaps.iter().sum::<usize>() as f64 / overlaps.len() as f64;
+            let worst = *overlaps.iter().min().unwrap();
+            eprintln!(
+                "top-10 overlap, 60x80 vs {what}, {how} feedback: mean {mean:.2}, worst {worst}"
+            );
+            if mean < floor {
+                failed.push(format!(
+                    "{what}, {how} feedback: mean overlap {mean:.2} of 10 (worst {worst})"
+                ));
+            }
         }
     }
     assert!(failed.is_empty(), "{failed:?}");

@@ -13,8 +13,8 @@ mod report;
 
 pub use plot::{plot_precision, plot_tradeoff};
 pub use report::{
-    alpha_table, curve_table, diversity_table, fusion_table, photo_table, precision_csv,
-    precision_table,
+    alpha_table, curve_table, diversity_table, feedback_table, fusion_table, photo_table,
+    precision_csv, precision_table,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::search::keyword::Tfidf;
 use crate::search::{
-    syntax, Diversify, Fusion, FusionMethod, Mode, ParsedQuery, Ranking, Searcher,
+    syntax, Diversify, Feedback, Fusion, FusionMethod, Mode, ParsedQuery, Ranking, Searcher,
 };
 use crate::store::{Filter, Hit, Store, StoredProduct, VectorKind};
 use metrics::precision_at_k;
@@ -55,6 +55,9 @@ pub struct EvalConfig {
     /// over its parameter range, in the default mode.
     #[serde(default)]
     pub sweep_diversity: bool,
+    /// Also measure visual feedback at each depth and query weight.
+    #[serde(default)]
+    pub sweep_feedback: bool,
     /// Evaluate within the products that pass this filter: queries are drawn from them
     /// and every method searches only them.
     #[serde(skip_serializing_if = "Filter::is_empty")]
@@ -107,6 +110,22 @@ pub struct FusionPoint {
     pub fine: f64,
 }
 
+/// Precision@10 of one kind of query in one mode at one visual feedback setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackPoint {
+    /// "titles" or "photos".
+    pub queries: &'static str,
+    pub mode: Mode,
+    pub depth: usize,
+    pub query_weight: f32,
+    pub broad: f64,
+    pub fine: f64,
+}
+
+/// Feedback depths and query weights `--sweep-feedback` measures.
+const FEEDBACK_DEPTHS: [usize; 4] = [3, 5, 10, 20];
+const FEEDBACK_WEIGHTS: [f32; 3] = [0.5, 0.25, 0.1];
+
 /// Everything `vitrina eval` measured, with its parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -122,6 +141,8 @@ pub struct EvalReport {
     pub alpha_sweep: Vec<AlphaPoint>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fusion_sweep: Vec<FusionPoint>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feedback_sweep: Vec<FeedbackPoint>,
     /// The same figures with products' own photos as queries (stored image vectors;
     /// the query's product excluded), per vector mode.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -428,8 +449,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
     };
     let photo_ids: Vec<&str> = photo.iter().map(|&q| all[q].id()).collect();
     let photo_vectors = store.vectors(VectorKind::Image, &photo_ids)?;
-    for mode in Mode::VECTOR.into_iter().filter(|_| has_images) {
-        let mut ranking = Ranking::new(mode, k_max);
+    let measure_photos = |mut ranking: Ranking| -> Result<Tally> {
         ranking.filter = config.filter.clone();
         ranking.method = crate::store::Method::Exact;
         let mut tally = Tally::new();
@@ -440,8 +460,55 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             tally.seconds += started.elapsed().as_secs_f64();
             tally.add(&products, &all[q], &hits)?;
         }
+        Ok(tally)
+    };
+    for mode in Mode::VECTOR.into_iter().filter(|_| has_images) {
+        let tally = measure_photos(Ranking::new(mode, k_max))?;
         let name = format!("photo -> {}", mode.name());
         photo_queries.push(tally.finish(name, Some(mode), &Diversify::None, photo.len(), true));
+    }
+
+    // Visual feedback at each depth and query weight, for titles and photos in the modes
+    // it may serve (the defaults were chosen from this sweep on the train split).
+    let mut feedback_sweep = Vec::new();
+    if config.sweep_feedback && has_images {
+        let mut settings = vec![Feedback::OFF];
+        for depth in FEEDBACK_DEPTHS {
+            for query_weight in FEEDBACK_WEIGHTS {
+                settings.push(Feedback {
+                    depth,
+                    query_weight,
+                });
+            }
+        }
+        let n = |count: usize| count.max(1) as f64;
+        for feedback in settings {
+            for (queries_are, mode) in [
+                ("titles", Mode::Image),
+                ("titles", Mode::Average),
+                ("titles", Mode::Hybrid),
+                ("photos", Mode::Image),
+                ("photos", Mode::Average),
+            ] {
+                let mut ranking = Ranking::new(mode, 10);
+                ranking.feedback = Some(feedback);
+                let (tally, count) = if queries_are == "titles" {
+                    (measure(ranking, reads_text(mode))?, queries.len())
+                } else {
+                    (measure_photos(ranking)?, photo.len())
+                };
+                feedback_sweep.push(FeedbackPoint {
+                    queries: queries_are,
+                    mode,
+                    depth: feedback.depth,
+                    query_weight: feedback.query_weight,
+                    broad: tally.broad[&10] / n(count),
+                    fine: tally.fine[&10] / n(count),
+                });
+            }
+        }
+    } else if config.sweep_feedback {
+        notes.push("feedback sweep skipped: no image vectors".into());
     }
 
     // The settings hybrid mode and the attribute boost were chosen from (on the train
@@ -522,6 +589,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         alpha_sweep,
         fusion_sweep,
         photo_queries,
+        feedback_sweep,
         diversity_curve,
         photo_query_count: photo.len(),
         notes,

@@ -92,6 +92,26 @@ pub fn fusion_table(report: &EvalReport) -> String {
     s
 }
 
+/// Precision@10 for each visual feedback setting of `--sweep-feedback` (depth 0: off).
+pub fn feedback_table(report: &EvalReport) -> String {
+    let mut s = String::from(
+        "| queries | mode | depth | query weight | P@10 broad | P@10 fine |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for p in &report.feedback_sweep {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2} | {:.3} | {:.3} |",
+            p.queries,
+            p.mode.name(),
+            p.depth,
+            p.query_weight,
+            p.broad,
+            p.fine
+        );
+    }
+    s
+}
+
 /// The precision/variety trade-off of `--sweep-diversity`, each row against the first
 /// (the undiversified ranking).
 pub fn curve_table(report: &EvalReport) -> String {

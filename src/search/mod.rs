@@ -2,6 +2,7 @@
 //! model, ranks products by the chosen vectors, and optionally diversifies the list.
 
 pub mod diversify;
+pub mod feedback;
 pub mod fusion;
 pub mod keyword;
 pub mod request;
@@ -15,6 +16,7 @@ use image::DynamicImage;
 use serde::Serialize;
 
 pub use diversify::Diversify;
+pub use feedback::Feedback;
 pub use fusion::{Fusion, FusionMethod};
 pub use request::SearchRequest;
 pub use syntax::ParsedQuery;
@@ -169,6 +171,10 @@ pub struct Ranking {
     pub boost: f32,
     /// Fields whose named values are not boosted (a chip the shopper removed).
     pub ignore: Vec<String>,
+    /// Visual feedback: the vector side searched again with its first results' mean
+    /// blended into the query ([`feedback`]); `None`: the vector mode's default
+    /// ([`Feedback::default_for`]).
+    pub feedback: Option<Feedback>,
 }
 
 /// The attribute boost chosen on the Myntra train split (README, Ranking): hybrid mode's
@@ -200,6 +206,7 @@ impl Ranking {
             fusion: Fusion::default(),
             boost: DEFAULT_BOOST,
             ignore: Vec::new(),
+            feedback: None,
         }
     }
 
@@ -261,14 +268,18 @@ fn boost_settled(plain: &[Hit], depth: usize, k: usize, agreement: impl Fn(&str)
     plain.len() < depth || plain.iter().filter(|h| agreement(&h.id) >= 1.0).count() >= k
 }
 
-/// One list from several lists of the same scores (the same query over overlapping
-/// candidates): each product once, best first.
+/// One list from several lists of one vector space: each product once, at its best
+/// score, best first. (The same query over overlapping candidates gives a product the
+/// same score in each; a query and its feedback-refined form may give two.)
 fn union(lists: Vec<Vec<Hit>>) -> Vec<Hit> {
-    let mut seen = std::collections::HashSet::new();
-    let mut hits: Vec<Hit> = lists
+    let mut best: std::collections::HashMap<String, f32> = std::collections::HashMap::new();
+    for h in lists.into_iter().flatten() {
+        let score = best.entry(h.id).or_insert(h.score);
+        *score = score.max(h.score);
+    }
+    let mut hits: Vec<Hit> = best
         .into_iter()
-        .flatten()
-        .filter(|h| seen.insert(h.id.clone()))
+        .map(|(id, score)| Hit { id, score })
         .collect();
     sort_by_score_then_id(&mut hits);
     hits
@@ -475,12 +486,31 @@ impl<'a> Searcher<'a> {
                 };
                 let admits = held.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
                 let space = ranking.space(mode)?;
-                let plain = self.vector_hits(space, query, depth, &candidates, admits)?;
-                Some(if settled(&plain) {
-                    plain
+                // Visual feedback: the first results refine the query, which is searched
+                // again; each product keeps its better score of the two searches, so the
+                // shopper's own photo of a catalogue product still comes first, at 1.
+                let feedback = ranking.feedback.unwrap_or(Feedback::default_for(mode));
+                let (refined, first) = if feedback.is_on() {
+                    feedback.check()?;
+                    let first =
+                        self.vector_hits(space, query, feedback.depth, &candidates, admits)?;
+                    let found = self.space_vectors(space, &first)?;
+                    let found: Vec<&[f32]> = found.iter().map(Vec::as_slice).collect();
+                    (Some(feedback.refine(query, &found)), first)
                 } else {
-                    let more = self.vector_hits(space, query, depth, &boosted, admits)?;
-                    union(vec![plain, more])
+                    (None, Vec::new())
+                };
+                let query = refined.as_deref().unwrap_or(query);
+                let mut lists = vec![self.vector_hits(space, query, depth, &candidates, admits)?];
+                if !settled(&lists[0]) {
+                    lists.push(self.vector_hits(space, query, depth, &boosted, admits)?);
+                }
+                if !first.is_empty() {
+                    lists.push(first);
+                }
+                Some(match lists.len() {
+                    1 => lists.remove(0),
+                    _ => union(lists),
                 })
             }
             None => None,
@@ -560,6 +590,34 @@ impl<'a> Searcher<'a> {
             }
             asked = asked.saturating_mul(8).min(self.store.len());
         }
+    }
+
+    /// The stored vectors of `hits` in `space`, unit length (a blend's product vector is
+    /// `alpha t + (1 - alpha) i`, as its scores are); products without one are skipped.
+    fn space_vectors(&self, space: Space, hits: &[Hit]) -> Result<Vec<Vec<f32>>> {
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        let unit = |v: Vec<f32>| feedback::unit(&v);
+        Ok(match space {
+            Space::Kind(kind) => self
+                .store
+                .vectors(kind, &ids)?
+                .into_iter()
+                .flatten()
+                .filter_map(unit)
+                .collect(),
+            Space::Blend { alpha } => {
+                let text = self.store.vectors(VectorKind::Text, &ids)?;
+                let image = self.store.vectors(VectorKind::Image, &ids)?;
+                text.into_iter()
+                    .zip(image)
+                    .filter_map(|(t, i)| {
+                        let (t, i) = (t?, i?);
+                        let blend = t.iter().zip(&i).map(|(t, i)| alpha * t + (1.0 - alpha) * i);
+                        unit(blend.collect())
+                    })
+                    .collect()
+            }
+        })
     }
 
     /// A product id (or code) typed as the whole query: that product first, if it may

@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use image::DynamicImage;
 use serde::Deserialize;
 
-use super::{check_boost, Diversify, Fusion, Mode, Query, Ranking, DEFAULT_K};
+use super::{check_boost, Diversify, Feedback, Fusion, Mode, Query, Ranking, DEFAULT_K};
 use crate::store::{Filter, Method, StoreMeta};
 
 /// How deep a list may be paged: `offset + k` at most this.
@@ -49,6 +49,13 @@ pub struct SearchRequest {
     pub boost: Option<f32>,
     /// Comma-separated fields whose named values are not boosted (removed chips).
     pub ignore: Option<String>,
+    /// Visual feedback: how many first results of the vector search refine the query
+    /// before it is searched again, 0..=100 (0: off; default 5 where photos are
+    /// compared: image, average and hybrid mode; off in description mode).
+    pub feedback: Option<usize>,
+    /// Visual feedback: the query's own weight against its first results' mean, 0..1
+    /// (default 0.5).
+    pub feedback_weight: Option<f32>,
     /// Filters, every one must hold: `field:value[,value..]`, `field=value`, or a
     /// numeric comparison (`year>=2015`). In a query string, repeat `filter=`; in a
     /// JSON body, a list `filter`.
@@ -90,6 +97,7 @@ impl SearchRequest {
         ranking.ef_search = self.ef;
         ranking.fusion = Fusion::parse(self.fusion.as_deref(), self.keyword_weight)?;
         ranking.boost = check_boost(self.boost)?;
+        ranking.feedback = Feedback::requested(self.feedback, self.feedback_weight)?;
         ranking.ignore = self
             .ignore
             .as_deref()
@@ -175,6 +183,17 @@ mod tests {
             ..Default::default()
         })
         .contains("auto, exact or ann"));
+        assert_eq!(r.feedback, None, "unset: the mode's default");
+        assert!(bad(SearchRequest {
+            feedback: Some(1000),
+            ..Default::default()
+        })
+        .contains("feedback"));
+        let off = SearchRequest {
+            feedback: Some(0),
+            ..Default::default()
+        };
+        assert!(!off.ranking(&meta()).unwrap().feedback.unwrap().is_on());
         let query = |q: Option<&str>, w: Option<f32>| {
             SearchRequest {
                 q: q.map(String::from),
