@@ -486,20 +486,11 @@ impl<'a> Searcher<'a> {
                 };
                 let admits = held.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
                 let space = ranking.space(mode)?;
-                // Visual feedback: the first results refine the query, which is searched
-                // again; each product keeps its better score of the two searches, so the
+                // Each product keeps its better score of the two searches, so the
                 // shopper's own photo of a catalogue product still comes first, at 1.
                 let feedback = ranking.feedback.unwrap_or(Feedback::default_for(mode));
-                let (refined, first) = if feedback.is_on() {
-                    feedback.check()?;
-                    let first =
-                        self.vector_hits(space, query, feedback.depth, &candidates, admits)?;
-                    let found = self.space_vectors(space, &first)?;
-                    let found: Vec<&[f32]> = found.iter().map(Vec::as_slice).collect();
-                    (Some(feedback.refine(query, &found)), first)
-                } else {
-                    (None, Vec::new())
-                };
+                let (refined, first) =
+                    self.feedback(space, query, feedback, &candidates, admits)?;
                 let query = refined.as_deref().unwrap_or(query);
                 let mut lists = vec![self.vector_hits(space, query, depth, &candidates, admits)?];
                 if !settled(&lists[0]) {
@@ -590,6 +581,26 @@ impl<'a> Searcher<'a> {
             }
             asked = asked.saturating_mul(8).min(self.store.len());
         }
+    }
+
+    /// Visual feedback ([`feedback`]): the query's first `feedback.depth` results and
+    /// the query refined by their vectors (`None`, and no results, when it is off).
+    fn feedback(
+        &self,
+        space: Space,
+        query: &[f32],
+        feedback: Feedback,
+        candidates: &Candidates,
+        admits: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<(Option<Vec<f32>>, Vec<Hit>)> {
+        if !feedback.is_on() {
+            return Ok((None, Vec::new()));
+        }
+        feedback.check()?;
+        let first = self.vector_hits(space, query, feedback.depth, candidates, admits)?;
+        let found = self.space_vectors(space, &first)?;
+        let found: Vec<&[f32]> = found.iter().map(Vec::as_slice).collect();
+        Ok((Some(feedback.refine(query, &found)), first))
     }
 
     /// The stored vectors of `hits` in `space`, unit length (a blend's product vector is
