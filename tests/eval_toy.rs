@@ -95,7 +95,7 @@ fn precision_at_k_matches_hand_computed_answers() {
         sweep_alpha: true,
         sweep_fusion: false,
         sweep_diversity: false,
-        sweep_feedback: false,
+        sweep_feedback: true,
         filter: Filter::default(),
     };
     let report = evaluate(&searcher, &config).unwrap();
@@ -152,6 +152,17 @@ fn precision_at_k_matches_hand_computed_answers() {
         close(kmeans.broad[&50], description.broad[&50]),
         "the top-50 set is unchanged"
     );
+    // Visual feedback follows the first results: for titles in image mode they are all
+    // the wrong category, so the refined query stays wrong; a photo's are its own
+    // category's, so it stays right. Every setting of the sweep, both kinds of query.
+    assert_eq!(report.feedback_sweep.len(), 13 * 5);
+    for p in &report.feedback_sweep {
+        match (p.queries, p.mode) {
+            ("titles", Mode::Image) => assert!(close(p.broad, 0.0), "{p:?}"),
+            ("photos", Mode::Image) => assert!(close(p.broad, 0.9), "{p:?}"),
+            _ => {}
+        }
+    }
     // alpha = 1 is pure text, alpha = 0 pure image.
     assert_eq!(report.alpha_sweep.len(), 11);
     assert!(close(report.alpha_sweep[10].broad, 0.9));

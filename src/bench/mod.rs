@@ -21,7 +21,7 @@ use crate::encoder::preprocess::load_image;
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
 };
-use crate::search::{diversify, Diversify, Mode, Query, Ranking, Searcher};
+use crate::search::{diversify, Diversify, Feedback, Mode, Query, Ranking, Searcher};
 use crate::store::{Hit, LiveStore, Method, Store};
 
 /// One row of the table; in `--json`, one object per measurement.
@@ -297,35 +297,46 @@ fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
             {
                 continue;
             }
-            let mut ranking = Ranking::new(mode, 10);
-            ranking.method = method;
-            let (mut times, mut encoding) = (Vec::new(), Vec::new());
-            let query = |p: &crate::store::StoredProduct| Query {
-                text: Some(p.product.text.clone()),
-                ..Query::default()
-            };
-            // The keyword index is built on first use (once per store version).
-            searcher.search(&query(&products[0]), &ranking)?;
-            for p in products.iter().take(200) {
-                let query = query(p);
-                if mode != Mode::Keyword {
+            // Where visual feedback is on by default, the same queries without it too,
+            // side by side: what its second vector search costs.
+            let vector_mode = Ranking::new(mode, 10).vector_mode(index.meta());
+            let variants: &[(Option<Feedback>, &str)] =
+                if vector_mode.is_some_and(|m| Feedback::default_for(m).is_on()) {
+                    &[(None, ""), (Some(Feedback::OFF), ", no visual feedback")]
+                } else {
+                    &[(None, "")]
+                };
+            for &(feedback, variant) in variants {
+                let mut ranking = Ranking::new(mode, 10);
+                ranking.method = method;
+                ranking.feedback = feedback;
+                let (mut times, mut encoding) = (Vec::new(), Vec::new());
+                let query = |p: &crate::store::StoredProduct| Query {
+                    text: Some(p.product.text.clone()),
+                    ..Query::default()
+                };
+                // The keyword index is built on first use (once per store version).
+                searcher.search(&query(&products[0]), &ranking)?;
+                for p in products.iter().take(200) {
+                    let query = query(p);
+                    if mode != Mode::Keyword {
+                        let started = Instant::now();
+                        searcher.embed(&query)?;
+                        encoding.push(started.elapsed().as_secs_f64() * 1e3);
+                    }
                     let started = Instant::now();
-                    searcher.embed(&query)?;
-                    encoding.push(started.elapsed().as_secs_f64() * 1e3);
+                    searcher.search(&query, &ranking)?;
+                    times.push(started.elapsed().as_secs_f64() * 1e3);
                 }
-                let started = Instant::now();
-                searcher.search(&query, &ranking)?;
-                times.push(started.elapsed().as_secs_f64() * 1e3);
-            }
-            times.sort_by(f64::total_cmp);
-            encoding.sort_by(f64::total_cmp);
-            let p50 = percentile(&times, 0.5);
-            rows.push(Row {
+                times.sort_by(f64::total_cmp);
+                encoding.sort_by(f64::total_cmp);
+                let p50 = percentile(&times, 0.5);
+                rows.push(Row {
                 number: Some(p50),
                 unit: Some("ms (p50)".into()),
                 ..row(
                     format!(
-                        "query latency, {} mode, {} products (whole text query, {method_name})",
+                        "query latency, {} mode, {} products (whole text query, {method_name}{variant})",
                         mode.name(),
                         index.len(),
                     ),
@@ -340,6 +351,7 @@ fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
                     ),
                 )
             });
+            }
         }
     }
     rows.push(row(
