@@ -307,50 +307,17 @@ fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
                     &[(None, "")]
                 };
             for &(feedback, variant) in variants {
-                let mut ranking = Ranking::new(mode, 10);
-                ranking.method = method;
-                ranking.feedback = feedback;
-                let (mut times, mut encoding) = (Vec::new(), Vec::new());
-                let query = |p: &crate::store::StoredProduct| Query {
-                    text: Some(p.product.text.clone()),
-                    ..Query::default()
+                let ranking = Ranking {
+                    method,
+                    feedback,
+                    ..Ranking::new(mode, 10)
                 };
-                // The keyword index is built on first use (once per store version).
-                searcher.search(&query(&products[0]), &ranking)?;
-                for p in products.iter().take(200) {
-                    let query = query(p);
-                    if mode != Mode::Keyword {
-                        let started = Instant::now();
-                        searcher.embed(&query)?;
-                        encoding.push(started.elapsed().as_secs_f64() * 1e3);
-                    }
-                    let started = Instant::now();
-                    searcher.search(&query, &ranking)?;
-                    times.push(started.elapsed().as_secs_f64() * 1e3);
-                }
-                times.sort_by(f64::total_cmp);
-                encoding.sort_by(f64::total_cmp);
-                let p50 = percentile(&times, 0.5);
-                rows.push(Row {
-                number: Some(p50),
-                unit: Some("ms (p50)".into()),
-                ..row(
-                    format!(
-                        "query latency, {} mode, {} products (whole text query, {method_name}{variant})",
-                        mode.name(),
-                        index.len(),
-                    ),
-                    format!(
-                        "p50 {p50:.1} ms (encode {:.1}), p95 {:.1} ms",
-                        if encoding.is_empty() {
-                            0.0
-                        } else {
-                            percentile(&encoding, 0.5)
-                        },
-                        percentile(&times, 0.95)
-                    ),
-                )
-            });
+                let label = format!(
+                    "query latency, {} mode, {} products (whole text query, {method_name}{variant})",
+                    mode.name(),
+                    index.len(),
+                );
+                rows.push(latency_row(&searcher, &products, &ranking, label)?);
             }
         }
     }
@@ -359,6 +326,53 @@ fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
         format!("{:.1} MB", info.bytes_on_disk.unwrap_or(0) as f64 / 1e6),
     ));
     Ok(rows)
+}
+
+/// p50 and p95 of the whole text-query path over the first 200 products' titles, and
+/// the encoding's share.
+fn latency_row(
+    searcher: &Searcher,
+    products: &[crate::store::StoredProduct],
+    ranking: &Ranking,
+    label: String,
+) -> Result<Row> {
+    let (mut times, mut encoding) = (Vec::new(), Vec::new());
+    let query = |p: &crate::store::StoredProduct| Query {
+        text: Some(p.product.text.clone()),
+        ..Query::default()
+    };
+    // The keyword index is built on first use (once per store version).
+    searcher.search(&query(&products[0]), ranking)?;
+    for p in products.iter().take(200) {
+        let query = query(p);
+        if ranking.mode != Mode::Keyword {
+            let started = Instant::now();
+            searcher.embed(&query)?;
+            encoding.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let started = Instant::now();
+        searcher.search(&query, ranking)?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    encoding.sort_by(f64::total_cmp);
+    let p50 = percentile(&times, 0.5);
+    let encode = if encoding.is_empty() {
+        0.0
+    } else {
+        percentile(&encoding, 0.5)
+    };
+    Ok(Row {
+        number: Some(p50),
+        unit: Some("ms (p50)".into()),
+        ..row(
+            label,
+            format!(
+                "p50 {p50:.1} ms (encode {encode:.1}), p95 {:.1} ms",
+                percentile(&times, 0.95)
+            ),
+        )
+    })
 }
 
 /// An ONNX vision tower through vitrina's path, against bare onnxruntime in Python on
