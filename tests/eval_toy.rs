@@ -155,7 +155,7 @@ fn precision_at_k_matches_hand_computed_answers() {
     // Visual feedback follows the first results: for titles in image mode they are all
     // the wrong category, so the refined query stays wrong; a photo's are its own
     // category's, so it stays right. Every setting of the sweep, both kinds of query.
-    assert_eq!(report.feedback_sweep.len(), 13 * 5);
+    assert_eq!(report.feedback_sweep.len(), 13 * 7);
     for p in &report.feedback_sweep {
         match (p.queries, p.mode) {
             ("titles", Mode::Image) => assert!(close(p.broad, 0.0), "{p:?}"),

@@ -484,9 +484,11 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         let n = |count: usize| count.max(1) as f64;
         for feedback in settings {
             for (queries_are, mode) in [
+                ("titles", Mode::Description),
                 ("titles", Mode::Image),
                 ("titles", Mode::Average),
                 ("titles", Mode::Hybrid),
+                ("photos", Mode::Description),
                 ("photos", Mode::Image),
                 ("photos", Mode::Average),
             ] {

@@ -34,17 +34,18 @@ impl Feedback {
     };
 
     /// The setting chosen on the Myntra train split (`eval --sweep-feedback`, README
-    /// Ranking): the first 5 results, the query keeping half. Within a point of the best
-    /// of 12 settings for every kind of query measured (titles in image, average and
-    /// hybrid mode; photos in image and average mode), and the best all-round.
+    /// Ranking): the first 5 results, the query keeping half. Within half a point of the
+    /// best of 12 settings for every kind of query it serves (titles in image, average
+    /// and hybrid mode; photos in image and average mode), and the best all-round.
     pub const DEFAULT: Feedback = Feedback {
         depth: 5,
         query_weight: 0.5,
     };
 
     /// The default of a vector mode: [`Feedback::DEFAULT`] where photos are compared
-    /// (image and average vectors, measured); off for description mode, which compares
-    /// titles alone and was not measured.
+    /// (image and average vectors); off in description mode, where titles are compared
+    /// with titles and it does not help (train split, title queries: fine P@10 0.863
+    /// without, 0.860 with).
     pub fn default_for(mode: super::Mode) -> Feedback {
         match mode {
             super::Mode::Image | super::Mode::Average => Feedback::DEFAULT,

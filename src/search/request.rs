@@ -51,7 +51,8 @@ pub struct SearchRequest {
     pub ignore: Option<String>,
     /// Visual feedback: how many first results of the vector search refine the query
     /// before it is searched again, 0..=100 (0: off; default 5 where photos are
-    /// compared: image, average and hybrid mode; off in description mode).
+    /// compared: image, average and hybrid mode; off in description mode, where it
+    /// does not help).
     pub feedback: Option<usize>,
     /// Visual feedback: the query's own weight against its first results' mean, 0..1
     /// (default 0.5).
