@@ -106,7 +106,7 @@ impl Feedback {
 }
 
 /// `v` scaled to unit length; `None` for a zero (or non-finite) vector.
-pub fn unit(v: &[f32]) -> Option<Vec<f32>> {
+fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     (norm > 1e-12 && norm.is_finite()).then(|| v.iter().map(|x| x / norm).collect())
 }

@@ -598,34 +598,24 @@ impl<'a> Searcher<'a> {
         }
         feedback.check()?;
         let first = self.vector_hits(space, query, feedback.depth, candidates, admits)?;
-        let found = self.space_vectors(space, &first)?;
-        let found: Vec<&[f32]> = found.iter().map(Vec::as_slice).collect();
+        let ids: Vec<&str> = first.iter().map(|h| h.id.as_str()).collect();
+        let found = self.space_vectors(space, &ids)?;
+        let found: Vec<&[f32]> = found.iter().flatten().map(Vec::as_slice).collect();
         Ok((Some(feedback.refine(query, &found)), first))
     }
 
-    /// The stored vectors of `hits` in `space`, unit length (a blend's product vector is
-    /// `alpha t + (1 - alpha) i`, as its scores are); products without one are skipped.
-    fn space_vectors(&self, space: Space, hits: &[Hit]) -> Result<Vec<Vec<f32>>> {
-        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-        let unit = |v: Vec<f32>| feedback::unit(&v);
+    /// The vectors of products in `space`, one per id: a kind's stored vector, or a
+    /// blend's product vector (`alpha t + (1 - alpha) i`, normalised, as its scores
+    /// are); `None` where one is missing.
+    fn space_vectors(&self, space: Space, ids: &[&str]) -> Result<Vec<Option<Vec<f32>>>> {
         Ok(match space {
-            Space::Kind(kind) => self
-                .store
-                .vectors(kind, &ids)?
-                .into_iter()
-                .flatten()
-                .filter_map(unit)
-                .collect(),
+            Space::Kind(kind) => self.store.vectors(kind, ids)?,
             Space::Blend { alpha } => {
-                let text = self.store.vectors(VectorKind::Text, &ids)?;
-                let image = self.store.vectors(VectorKind::Image, &ids)?;
+                let text = self.store.vectors(VectorKind::Text, ids)?;
+                let image = self.store.vectors(VectorKind::Image, ids)?;
                 text.into_iter()
                     .zip(image)
-                    .filter_map(|(t, i)| {
-                        let (t, i) = (t?, i?);
-                        let blend = t.iter().zip(&i).map(|(t, i)| alpha * t + (1.0 - alpha) * i);
-                        unit(blend.collect())
-                    })
+                    .map(|(t, i)| Some(fuse(&t?, &i?, alpha)))
                     .collect()
             }
         })
@@ -663,21 +653,17 @@ impl<'a> Searcher<'a> {
         let Some(product) = self.store.product(id)? else {
             return Ok(None);
         };
-        // The product's own vectors.
-        let vector = |kind: VectorKind| -> Result<Option<Vec<f32>>> {
-            Ok(self.store.vectors(kind, &[id])?.remove(0))
-        };
+        // The product's own vector in the mode's space (a blend of both, or none).
         let query = match ranking.vector_mode(self.store.meta()) {
             None => None,
-            Some(mode) => match ranking.space(mode)? {
-                Space::Kind(kind) => vector(kind)?,
-                Space::Blend { alpha } => {
-                    match (vector(VectorKind::Text)?, vector(VectorKind::Image)?) {
-                        (Some(t), Some(i)) => Some(fuse(&t, &i, alpha)),
-                        _ => return Ok(None),
-                    }
+            Some(mode) => {
+                let space = ranking.space(mode)?;
+                let vector = self.space_vectors(space, &[id])?.remove(0);
+                if vector.is_none() && matches!(space, Space::Blend { .. }) {
+                    return Ok(None);
                 }
-            },
+                vector
+            }
         };
         // Keyword and hybrid modes also match the product's title (no operators, no id).
         let title = matches!(ranking.mode, Mode::Keyword | Mode::Hybrid).then(|| ParsedQuery {
