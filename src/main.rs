@@ -13,7 +13,7 @@ use vitrina::eval::{self, EvalConfig};
 use vitrina::indexing::{self, Report, SyncOptions};
 use vitrina::search::{diversify, Diversify, Mode, SearchRequest, Searcher};
 use vitrina::store::{Location, Store, StoreMeta};
-use vitrina::train::{train_and_save, Augment, TrainConfig};
+use vitrina::train::{train_and_save, Augment, Parent, TrainConfig, TrainingData};
 
 #[derive(Parser)]
 #[command(
@@ -531,8 +531,16 @@ struct TrainArgs {
     epochs: Option<usize>,
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Peak learning rate (default 0.002; when fine-tuning with --init, a quarter of it,
+    /// 0.0005, keeps what the parent learned).
     #[arg(long)]
     lr: Option<f64>,
+    /// Start from a trained tower's weights instead of random ones: `builtin`, or a
+    /// folder `train --out` wrote. The tower's shape and starting temperature are the
+    /// parent's (the shape options do not apply), and the card records which weights
+    /// the run continued (default: from scratch).
+    #[arg(long, value_name = "builtin|DIR")]
+    init: Option<String>,
     /// Token width of each stage of the tower, comma-separated (e.g. 96,384).
     #[arg(long, value_delimiter = ',')]
     dims: Option<Vec<usize>>,
@@ -1081,18 +1089,47 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(share) = args.augment {
         config.augment = Augment::with_share(share).context("--augment")?;
     }
-    let tower = &mut config.tower;
-    tower.dims = args.dims.unwrap_or(tower.dims.clone());
-    tower.depths = args.depths.unwrap_or(tower.depths.clone());
-    tower.patch = args.patch.unwrap_or(tower.patch);
-    tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
-    tower.overlap = args.overlap.unwrap_or(tower.overlap);
-    tower.trim_white = args.trim_white.or(tower.trim_white);
+    let parent = args.init.as_deref().map(Parent::load).transpose()?;
+    if let Some(parent) = &parent {
+        let shape_options = [
+            args.dims.is_some(),
+            args.depths.is_some(),
+            args.patch.is_some(),
+            args.token_mixing.is_some(),
+            args.overlap.is_some(),
+            args.trim_white.is_some(),
+        ];
+        if shape_options.contains(&true) {
+            bail!("--init takes the tower's shape from {}'s card; --dims, --depths, --patch, --token-mixing, --overlap and --trim-white do not apply", parent.id);
+        }
+        config.tower = parent.card.tower.clone();
+        config.init_temperature = parent.temperature();
+        config.init = Some(parent.id.clone());
+        config.lr = args.lr.unwrap_or(config.lr / 4.0);
+    } else {
+        let tower = &mut config.tower;
+        tower.dims = args.dims.unwrap_or(tower.dims.clone());
+        tower.depths = args.depths.unwrap_or(tower.depths.clone());
+        tower.patch = args.patch.unwrap_or(tower.patch);
+        tower.token_mixing = args.token_mixing.unwrap_or(tower.token_mixing);
+        tower.overlap = args.overlap.unwrap_or(tower.overlap);
+        tower.trim_white = args.trim_white.or(tower.trim_white);
+    }
     // Before the minutes spent reading images: training checks them again.
     config.check()?;
     let minilm = MiniLm::load(&minilm_dir(args.model.model_dir.as_deref())?)?;
+    let data = TrainingData {
+        catalog: &catalog,
+        split: args.split,
+        limit: args.limit,
+    };
     let card = train_and_save(
-        &catalog, args.split, args.limit, &config, &minilm, &args.name, &args.out,
+        data,
+        &config,
+        parent.as_ref(),
+        &minilm,
+        &args.name,
+        &args.out,
     )?;
     println!(
         "trained {} on {} pairs in {:.0}s, final loss {:.4}; wrote {}",

@@ -1504,3 +1504,89 @@ fn a_trained_tower_folder_indexes_and_searches() {
         "{said}"
     );
 }
+
+/// `train --init builtin` fine-tunes the built-in tower as a shop would on its own
+/// catalogue: the card records the weights it continued, the parent's shape and a
+/// quarter of the learning rate, and the folder indexes and searches. Shape options
+/// with `--init` are refused by name.
+#[test]
+fn fine_tuning_the_built_in_tower_writes_a_tower_that_searches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = root.join("catalogs/myntra.toml");
+    let catalog = catalog.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tower = dir.path().join("tuned");
+    let tower_arg = tower.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--catalog",
+            catalog,
+            "--out",
+            tower_arg,
+            "--name",
+            "tuned",
+            "--limit",
+            "300",
+            "--epochs",
+            "1",
+            "--init",
+            "builtin",
+        ];
+        args.extend(extra);
+        vitrina(&args)
+    };
+    let refused = train(&["--dims", "96,256"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--dims"), "{said}");
+    assert!(!tower.exists());
+
+    let out = train(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tower.join("card.json")).unwrap()).unwrap();
+    let builtin: serde_json::Value = serde_json::from_str(vitrina::encoder::BUILTIN_CARD).unwrap();
+    let init = card["train"]["init"].as_str().unwrap();
+    assert!(
+        init.starts_with(&format!("{}@", vitrina::encoder::BUILTIN_TOWER_NAME)),
+        "{init}"
+    );
+    assert_eq!(card["tower"], builtin["tower"]);
+    assert_eq!(card["train"]["lr"], 0.0005);
+    assert!(card["held_out"]["recall_at_10"].as_f64().unwrap() > 0.0);
+
+    let index = dir.path().join("index");
+    let out = vitrina(&[
+        "index",
+        "--catalog",
+        catalog,
+        "--index",
+        index.to_str().unwrap(),
+        "--limit",
+        "300",
+        "--model-dir",
+        tower_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = vitrina(&[
+        "search",
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "--mode",
+        "image",
+        "-k",
+        "5",
+        "red dress",
+    ]);
+    assert_eq!(json_hits(&out).len(), 5);
+}

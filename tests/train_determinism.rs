@@ -5,12 +5,18 @@ use image::{Rgb, RgbImage};
 use indicatif::ProgressBar;
 use vitrina::catalog::Product;
 use vitrina::encoder::TowerConfig;
-use vitrina::train::{tower_safetensors, train, PairSet, TrainConfig, Trained};
+use vitrina::train::{tower_safetensors, train, PairSet, Parent, TrainConfig, Trained};
 
 const DIM: usize = 8;
 
 /// 32 products in 4 colours; each colour's title vector is one axis of the text space.
 fn pairs(dir: &std::path::Path) -> PairSet {
+    pairs_for(dir, &config().tower)
+}
+
+/// [`pairs`] on the canvas of `tower`, with text vectors of its output size.
+fn pairs_for(dir: &std::path::Path, tower: &TowerConfig) -> PairSet {
+    let dim = tower.out_dim;
     let colours = [[220, 20, 20], [20, 160, 40], [30, 40, 200], [240, 200, 30]];
     let mut products = Vec::new();
     let mut text = Vec::new();
@@ -32,7 +38,7 @@ fn pairs(dir: &std::path::Path) -> PairSet {
             attributes: Default::default(),
             image: Some(path),
         });
-        let mut v = vec![0f32; DIM];
+        let mut v = vec![0f32; dim];
         v[c] = 1.0;
         text.extend(v);
     }
@@ -47,8 +53,8 @@ fn pairs(dir: &std::path::Path) -> PairSet {
         attributes: Default::default(),
         image: Some(broken),
     });
-    text.extend(vec![0f32; DIM]);
-    let (set, rejected) = PairSet::build(&products, &text, DIM, &config().tower);
+    text.extend(vec![0f32; dim]);
+    let (set, rejected) = PairSet::build(&products, &text, dim, tower);
     assert_eq!(set.len(), 32);
     assert_eq!(rejected.len(), 1);
     assert!(
@@ -95,15 +101,15 @@ fn same_seed_same_weights_and_the_loss_falls() {
         seed: 43,
         ..config()
     };
-    let c = train(&other, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let c = train(&other, &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
     assert_ne!(weights, tower_safetensors(&c.vars).unwrap());
 }
 
 /// Trains twice with `config`: the same weights both times, and a loss that falls by a
 /// fifth or more. Returns the first run and its weights.
 fn reproducible_and_learned(config: &TrainConfig, set: &PairSet) -> (Trained, Vec<u8>) {
-    let a = train(config, set, &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(config, set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let a = train(config, set, None, &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(config, set, None, &ProgressBar::hidden(), |_| {}).unwrap();
     let weights = tower_safetensors(&a.vars).unwrap();
     assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
     let first = a.epochs.first().unwrap().mean_loss;
@@ -125,7 +131,7 @@ fn the_image_image_term_is_deterministic_and_learned() {
     let (a, weights) = reproducible_and_learned(&with, &set);
     let first = a.epochs[0].mean_loss;
     // The term adds to the text term's loss, which starts near ln(batch) either way.
-    let without = train(&config(), &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let without = train(&config(), &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
     assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
 }
@@ -149,7 +155,7 @@ fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned(
     let (a, weights) = reproducible_and_learned(&with, &set);
     // Soft targets spread each pair's mass beyond its identical titles, and learn other
     // weights than multi-positive targets in the same network.
-    let multi = train(&overlap, &set, &ProgressBar::hidden(), |_| {}).unwrap();
+    let multi = train(&overlap, &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
     let spread = |run: &Trained| run.epochs[0].positives_per_image;
     assert!(
         spread(&a) > spread(&multi) + 0.2,
@@ -158,4 +164,87 @@ fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned(
         spread(&multi)
     );
     assert_ne!(weights, tower_safetensors(&multi.vars).unwrap());
+}
+
+/// Fine-tuning (`train --init`) starts from the parent's weights: at learning rate 0 a
+/// run ends with the built-in tower's weights exactly; with a learning rate it is
+/// reproducible, learns, and moves away from them. A recipe that does not name the
+/// weights it starts from, or another shape, is refused.
+#[test]
+fn fine_tuning_starts_from_the_parents_weights() {
+    let parent = Parent::load("builtin").unwrap();
+    assert!(parent.id.starts_with(vitrina::encoder::BUILTIN_TOWER_NAME));
+    // v6's card ends at a learned temperature, not the initial 0.07.
+    assert!(parent.temperature() > 0.0 && parent.temperature() < 0.07);
+    let dir = tempfile::tempdir().unwrap();
+    let tuned = TrainConfig {
+        tower: parent.card.tower.clone(),
+        init: Some(parent.id.clone()),
+        init_temperature: parent.temperature(),
+        epochs: 3,
+        ..config()
+    };
+    let set = pairs_for(dir.path(), &tuned.tower);
+    let tensors = |bytes: &[u8]| {
+        let map = candle_core::safetensors::load_buffer(bytes, &candle_core::Device::Cpu).unwrap();
+        let mut values: Vec<(String, Vec<f32>)> = map
+            .into_iter()
+            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    };
+    let parents = tensors(vitrina::encoder::BUILTIN_WEIGHTS);
+    let frozen = TrainConfig {
+        lr: 0.0,
+        epochs: 1,
+        ..tuned.clone()
+    };
+    let still = train(&frozen, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
+    assert_eq!(tensors(&tower_safetensors(&still.vars).unwrap()), parents);
+
+    let a = train(&tuned, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
+    let b = train(&tuned, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
+    let weights = tower_safetensors(&a.vars).unwrap();
+    assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
+    assert_ne!(tensors(&weights), parents);
+    let (first, last) = (a.epochs[0].mean_loss, a.epochs.last().unwrap().mean_loss);
+    assert!(last < first, "loss {first} -> {last}");
+
+    let unnamed = TrainConfig {
+        init: None,
+        ..tuned.clone()
+    };
+    let err = train(
+        &unnamed,
+        &set,
+        Some(&parent),
+        &ProgressBar::hidden(),
+        |_| {},
+    );
+    assert!(format!("{:#}", err.err().unwrap()).contains("init"));
+    let reshaped = TrainConfig {
+        tower: config().tower,
+        ..tuned
+    };
+    let err = train(
+        &reshaped,
+        &set,
+        Some(&parent),
+        &ProgressBar::hidden(),
+        |_| {},
+    );
+    assert!(format!("{:#}", err.err().unwrap()).contains("shape"));
+}
+
+/// `--init` names what it cannot read.
+#[test]
+fn a_parent_folder_without_a_card_or_weights_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Parent::load(dir.path().to_str().unwrap()).err().unwrap();
+    assert!(format!("{err:#}").contains("card.json"), "{err:#}");
+    std::fs::write(dir.path().join("card.json"), "{}").unwrap();
+    std::fs::write(dir.path().join("image_tower.safetensors"), b"x").unwrap();
+    let err = Parent::load(dir.path().to_str().unwrap()).err().unwrap();
+    assert!(format!("{err:#}").contains("not a model card"), "{err:#}");
 }

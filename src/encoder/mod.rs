@@ -21,7 +21,7 @@ mod query_cache;
 mod tower_dir;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
-pub use builtin::{builtin_tower, BUILTIN_CARD, BUILTIN_TOWER_NAME};
+pub use builtin::{builtin_tower, BUILTIN_CARD, BUILTIN_TOWER_NAME, BUILTIN_WEIGHTS};
 pub use cache::{embed_texts_cached, set_text_cache};
 pub use image_tower::{l2_normalize, ImageTower, TowerConfig, TowerNet};
 pub(crate) use minilm::CANDLE_BATCH;

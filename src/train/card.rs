@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, TrainConfig};
+use super::{held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, Parent, TrainConfig};
 use crate::catalog::{Catalog, Split};
 use crate::encoder::{embed_texts_cached, ImageTower, MiniLm, TextEncoder, TowerConfig};
 use crate::progress::{progress_bar, Progress};
@@ -31,17 +31,30 @@ pub struct ModelCard {
     pub command: String,
 }
 
+/// The products a run trains on: the first `limit` of `split` (all without a limit);
+/// held-out figures come from the first `limit` of the test split.
+#[derive(Clone, Copy)]
+pub struct TrainingData<'a> {
+    pub catalog: &'a Catalog,
+    pub split: Split,
+    pub limit: Option<usize>,
+}
+
 /// Trains on `split` of the catalogue, measures on the held-out test split, writes
 /// `out/image_tower.safetensors` and `out/card.json`.
 pub fn train_and_save(
-    catalog: &Catalog,
-    split: Split,
-    limit: Option<usize>,
+    data: TrainingData,
     config: &TrainConfig,
+    parent: Option<&Parent>,
     minilm: &MiniLm,
     name: &str,
     out: &Path,
 ) -> Result<ModelCard> {
+    let TrainingData {
+        catalog,
+        split,
+        limit,
+    } = data;
     let pairs_for = |products: &[crate::catalog::Product], what: &str| -> Result<PairSet> {
         let texts: Vec<&str> = products.iter().map(|p| p.text.as_str()).collect();
         let bar = Progress::new(texts.len(), &format!("embedding {what} titles"));
@@ -62,7 +75,7 @@ pub fn train_and_save(
     let pairs = pairs_for(&train_products, split.name())?;
     let rejected = train_products.len() - pairs.len();
     let bar = progress_bar(0, "training");
-    let trained = train(config, &pairs, &bar, |log: &EpochLog| {
+    let trained = train(config, &pairs, parent, &bar, |log: &EpochLog| {
         eprintln!(
             "epoch {:>2}: loss {:.4}, temperature {:.4}, {:.0} images/s, {:.2} positives per image",
             log.epoch,

@@ -12,12 +12,14 @@ mod augment;
 mod card;
 mod data;
 mod heldout;
+mod init;
 mod loss;
 
 pub use augment::Augment;
-pub use card::{train_and_save, ModelCard, CARD_FILE, WEIGHTS_FILE};
+pub use card::{train_and_save, ModelCard, TrainingData, CARD_FILE, WEIGHTS_FILE};
 pub use data::{PairSet, RejectedImage};
 pub use heldout::{held_out, HeldOut};
+pub use init::Parent;
 pub use loss::{
     clip_loss, effective_positives, multi_positive_targets, relation_loss, relation_targets,
     soft_targets,
@@ -84,6 +86,10 @@ pub struct TrainConfig {
     /// 0 (and in cards written before it existed): off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub relations: f64,
+    /// The tower this run started from (`Parent::id`: name and weight hash), when it
+    /// fine-tuned one (`train --init`); none (the default): random initial weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
     pub tower: TowerConfig,
 }
 
@@ -102,6 +108,7 @@ impl Default for TrainConfig {
             soft_targets: 0.0,
             consistency: 0.0,
             relations: BUILTIN_RELATIONS,
+            init: None,
             tower: TowerConfig::default(),
         }
     }
@@ -204,21 +211,41 @@ fn learning_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
     config.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
 }
 
-/// Trains a tower on image/text pairs. `on_epoch` sees each epoch's log as it ends.
+/// Trains a tower on image/text pairs, from random weights or from `parent`'s (which
+/// `config.init` must name, and whose shape `config.tower` must be). `on_epoch` sees
+/// each epoch's log as it ends.
 pub fn train(
     config: &TrainConfig,
     pairs: &PairSet,
+    parent: Option<&Parent>,
     bar: &ProgressBar,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Trained> {
     config.check()?;
+    if let Some(parent) = parent {
+        anyhow::ensure!(
+            config.tower == parent.card.tower,
+            "--init: the tower's shape must be {}'s",
+            parent.id
+        );
+    }
+    anyhow::ensure!(
+        config.init.as_deref() == parent.map(|p| p.id.as_str()),
+        "the recipe's init ({:?}) is not the weights the run starts from",
+        config.init
+    );
     let started = Instant::now();
     let device = Device::Cpu;
     let map = VarMap::new();
     let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
     let net = TowerNet::new(&config.tower, vb.pp("tower"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    // Drawn with or without a parent, so a fine-tuning run's batches and warps are
+    // those of the same seed's run from scratch.
     init_vars(&map, &mut rng)?;
+    if let Some(parent) = parent {
+        parent.load_into(&map, &device)?;
+    }
     // The temperature is learned as log(1/T), CLIP's parameterisation.
     let logit_scale = Var::new((1.0 / config.init_temperature).ln() as f32, &device)?;
     let mut vars = map.all_vars();
