@@ -1199,7 +1199,8 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     }
     if !report.photo_queries.is_empty() {
         md.push_str(&format!(
-            "\n## Photo queries ({} products' own photos, each one's product excluded)\n\n{}",
+            "\n## Photo queries ({} products' own photos, each one's product excluded; \
+             re-framed upload: the same photo 10x larger, off-centre on white, JPEG)\n\n{}",
             report.photo_query_count,
             eval::photo_table(&report)
         ));

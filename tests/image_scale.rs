@@ -111,3 +111,60 @@ fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
     }
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// `eval` measures a shopper's upload of each query photo (10x, off-centre, JPEG,
+/// embedded afresh from the photo's file) beside the catalogue's own photo, on real
+/// Myntra products with the built-in model: every query photo is read and measured, and
+/// the upload finds its kind of product far above chance.
+#[test]
+fn eval_measures_re_framed_uploads_of_the_query_photos() {
+    use vitrina::encoder::Model;
+    use vitrina::eval::{evaluate, EvalConfig};
+    use vitrina::store::Filter;
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/myntra.toml");
+    let mut catalog = Catalog::load(&CatalogSpec::from_file(&path).unwrap()).unwrap();
+    catalog.select(Split::Test, Some(400));
+    let model = Model::builtin(None).unwrap();
+    let (index, _) = vitrina::indexing::build_in_memory(&catalog, &model).unwrap();
+    let searcher = Searcher::new(&index, &model).unwrap();
+    let config = EvalConfig {
+        split: "test".into(),
+        queries: 100,
+        seed: 0,
+        diversify: Vec::new(),
+        sweep_alpha: false,
+        sweep_fusion: false,
+        sweep_diversity: false,
+        sweep_feedback: false,
+        filter: Filter::default(),
+    };
+    let report = evaluate(&searcher, &config).unwrap();
+    // No query photo's file was left out (that would be noted).
+    assert_eq!(report.photo_query_count, 100);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    let names: Vec<&str> = report
+        .photo_queries
+        .iter()
+        .map(|m| m.method.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "photo -> description",
+            "photo -> image",
+            "photo -> average",
+            "re-framed upload -> image",
+            "re-framed upload -> average"
+        ]
+    );
+    for upload in &report.photo_queries[3..] {
+        // Chance for a broad category among these products is under a fifth.
+        assert!(
+            upload.broad[&10] > 0.6,
+            "{}: {:?}",
+            upload.method,
+            upload.broad
+        );
+    }
+}

@@ -26,9 +26,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::encoder::preprocess::load_product_image;
 use crate::search::keyword::Tfidf;
 use crate::search::{
-    syntax, Diversify, Feedback, Fusion, FusionMethod, Mode, ParsedQuery, Ranking, Searcher,
+    syntax, Diversify, Feedback, Fusion, FusionMethod, Mode, ParsedQuery, Query, Ranking, Searcher,
 };
 use crate::store::{Filter, Hit, Store, StoredProduct, VectorKind};
 use metrics::precision_at_k;
@@ -144,7 +145,9 @@ pub struct EvalReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub feedback_sweep: Vec<FeedbackPoint>,
     /// The same figures with products' own photos as queries (stored image vectors;
-    /// the query's product excluded), per vector mode.
+    /// the query's product excluded), per vector mode; then the same photos as a
+    /// shopper's re-framed upload of them (image and average mode), when the model and
+    /// the photos' files are at hand.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub photo_queries: Vec<MethodFigures>,
     /// `--sweep-diversity`: the default mode undiversified, then each method and setting.
@@ -293,6 +296,39 @@ fn draw(
     candidates.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     candidates.truncate(count);
     candidates
+}
+
+/// Each photo query's product photo read from its file and made a shopper's upload of
+/// it ([`reframe::enlarge_and_reframe`]: 10x, off-centre, JPEG), embedded by the
+/// searcher's model; products whose file cannot be read are left out.
+fn reframed_uploads(
+    searcher: &Searcher,
+    all: &[StoredProduct],
+    photo: &[usize],
+) -> Result<Vec<(usize, Vec<f32>)>> {
+    use rayon::prelude::*;
+    let mut uploads = Vec::new();
+    // In chunks, so that no more than a chunk of 10x photos is held at once.
+    for chunk in photo.chunks(64) {
+        let made: Vec<(usize, image::DynamicImage)> = chunk
+            .par_iter()
+            .filter_map(|&q| {
+                let photo = load_product_image(&all[q].product).ok()?;
+                Some((
+                    q,
+                    reframe::enlarge_and_reframe(&photo, 10, reframe::OFF_CENTRE),
+                ))
+            })
+            .collect();
+        for (q, upload) in made {
+            let query = Query {
+                image: Some(upload),
+                ..Query::default()
+            };
+            uploads.push((q, searcher.embed(&query)?));
+        }
+    }
+    Ok(uploads)
 }
 
 /// Runs the experiment on a store with its own model.
@@ -448,24 +484,53 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         Vec::new()
     };
     let photo_ids: Vec<&str> = photo.iter().map(|&q| all[q].id()).collect();
-    let photo_vectors = store.vectors(VectorKind::Image, &photo_ids)?;
-    let measure_photos = |mut ranking: Ranking| -> Result<Tally> {
+    let stored_photos: Vec<(usize, Vec<f32>)> = photo
+        .iter()
+        .zip(store.vectors(VectorKind::Image, &photo_ids)?)
+        .map(|(&q, v)| (q, v.expect("a stored product")))
+        .collect();
+    // One ranking over photo queries (the query's product, its index in `all`, and the
+    // photo's vector), by exact search within the evaluation's filter.
+    let measure_photos = |mut ranking: Ranking, asked: &[(usize, Vec<f32>)]| -> Result<Tally> {
         ranking.filter = config.filter.clone();
         ranking.method = crate::store::Method::Exact;
         let mut tally = Tally::new();
-        for (j, &q) in photo.iter().enumerate() {
-            let vector = photo_vectors[j].as_deref().expect("a stored product");
+        for (q, vector) in asked {
             let started = Instant::now();
-            let hits = searcher.rank(vector, &ranking, &[photo_ids[j]])?;
+            let hits = searcher.rank(vector, &ranking, &[all[*q].id()])?;
             tally.seconds += started.elapsed().as_secs_f64();
-            tally.add(&products, &all[q], &hits)?;
+            tally.add(&products, &all[*q], &hits)?;
         }
         Ok(tally)
     };
     for mode in Mode::VECTOR.into_iter().filter(|_| has_images) {
-        let tally = measure_photos(Ranking::new(mode, k_max))?;
+        let tally = measure_photos(Ranking::new(mode, k_max), &stored_photos)?;
         let name = format!("photo -> {}", mode.name());
         photo_queries.push(tally.finish(name, Some(mode), &Diversify::None, photo.len(), true));
+    }
+    // The same photos as a shopper's upload of them: 10x larger, off-centre on a white
+    // margin, JPEG ([`reframe::enlarge_and_reframe`]), embedded afresh. Needs the model
+    // and the photos' files; products whose file cannot be read are left out and counted.
+    if has_images && searcher.can_embed() {
+        let uploads = reframed_uploads(searcher, &all, &photo)?;
+        if uploads.len() < photo.len() {
+            notes.push(format!(
+                "re-framed uploads: {} of {} photo queries' files could not be read and were left out",
+                photo.len() - uploads.len(),
+                photo.len()
+            ));
+        }
+        for mode in [Mode::Image, Mode::Average] {
+            let tally = measure_photos(Ranking::new(mode, k_max), &uploads)?;
+            let name = format!("re-framed upload -> {}", mode.name());
+            photo_queries.push(tally.finish(
+                name,
+                Some(mode),
+                &Diversify::None,
+                uploads.len(),
+                true,
+            ));
+        }
     }
 
     // Visual feedback at each depth and query weight, for titles and photos in the modes
@@ -497,7 +562,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
                 let (tally, count) = if queries_are == "titles" {
                     (measure(ranking, reads_text(mode))?, queries.len())
                 } else {
-                    (measure_photos(ranking)?, photo.len())
+                    (measure_photos(ranking, &stored_photos)?, photo.len())
                 };
                 feedback_sweep.push(FeedbackPoint {
                     queries: queries_are,

@@ -319,6 +319,11 @@ impl<'a> Searcher<'a> {
         Searcher { store, model: None }
     }
 
+    /// Whether new queries (texts, photos) can be embedded, not only stored vectors ranked.
+    pub fn can_embed(&self) -> bool {
+        self.model.is_some()
+    }
+
     fn model(&self) -> Result<&'a Model> {
         self.model
             .ok_or_else(|| anyhow::anyhow!("this searcher has no model to embed new queries"))
