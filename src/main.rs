@@ -1178,54 +1178,9 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let report = eval::evaluate(&searcher, &config)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut md = format!(
-        "# vitrina eval: `{}` ({} split)\n\nModel `{}`; {} products ({} with an image); {} queries (random product titles, seed {}), \
-         each query's own product excluded.\n\n## Precision@k (category match)\n\n{}\n## Diversification and variety (top 10)\n\n{}",
-        report.catalog,
-        report.split,
-        report.model,
-        report.products,
-        report.products_with_image,
-        report.queries,
-        report.seed,
-        eval::precision_table(&report),
-        eval::diversity_table(&report),
-    );
-    if !report.alpha_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Average mode: product text weight alpha\n\n{}",
-            eval::alpha_table(&report)
-        ));
-    }
-    if !report.photo_queries.is_empty() {
-        md.push_str(&format!(
-            "\n## Photo queries ({} products' own photos, each one's product excluded; \
-             re-framed upload: the same photo 10x larger, off-centre on white, JPEG)\n\n{}",
-            report.photo_query_count,
-            eval::photo_table(&report)
-        ));
-    }
+    let md = eval::results_markdown(&report);
     if !report.diversity_curve.is_empty() {
-        md.push_str(&format!(
-            "\n## Diversification: the precision/variety trade-off\n\n{}",
-            eval::curve_table(&report)
-        ));
         eval::plot_tradeoff(&report, &args.out.join("tradeoff.png"))?;
-    }
-    if !report.feedback_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Visual feedback settings (P@10)\n\n{}",
-            eval::feedback_table(&report)
-        ));
-    }
-    if !report.fusion_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Fusion and attribute-boost settings (P@10)\n\n{}",
-            eval::fusion_table(&report)
-        ));
-    }
-    for note in &report.notes {
-        md.push_str(&format!("\nNote: {note}\n"));
     }
     print!("{md}");
     std::fs::write(args.out.join("results.md"), &md)?;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use vitrina::catalog::Product;
-use vitrina::eval::{draw_queries, evaluate, EvalConfig, MethodFigures};
+use vitrina::eval::{draw_queries, evaluate, results_markdown, EvalConfig, MethodFigures};
 use vitrina::search::{Diversify, Mode, Ranking, Searcher};
 use vitrina::store::{
     Entry, Filter, MemoryStore, Snapshot, Store, StoreMeta, StoreWriter, StoredProduct, VectorKind,
@@ -167,6 +167,24 @@ fn precision_at_k_matches_hand_computed_answers() {
     assert_eq!(report.alpha_sweep.len(), 11);
     assert!(close(report.alpha_sweep[10].broad, 0.9));
     assert!(close(report.alpha_sweep[0].broad, 0.0));
+    // The Markdown report has a section for each part that was run, and only those.
+    let md = results_markdown(&report);
+    for section in [
+        "## Precision@k",
+        "## Average mode: product text weight alpha",
+        "## Photo queries",
+        "## Visual feedback settings",
+    ] {
+        assert!(md.contains(section), "{section} missing");
+    }
+    assert!(!md.contains("## Fusion"));
+    assert!(!md.contains("## Diversification: the precision/variety trade-off"));
+    // Its precision table holds the figures above, to three decimals: TF-IDF, BM25 and
+    // description at 0.9 / 0.4, image broad at 0.
+    assert!(
+        md.contains("| 10 | 0.900 | 0.400 | 0.900 | 0.400 | 0.900 | 0.400 | 0.000 |"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -12,10 +12,7 @@ pub mod reframe;
 mod report;
 
 pub use plot::{plot_precision, plot_tradeoff};
-pub use report::{
-    alpha_table, curve_table, diversity_table, feedback_table, fusion_table, photo_table,
-    precision_csv, precision_table,
-};
+pub use report::{precision_csv, results_markdown};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;

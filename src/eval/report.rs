@@ -4,6 +4,60 @@ use std::fmt::Write;
 
 use super::{EvalReport, KS};
 
+/// The whole report as Markdown (`results.md`, and what `eval` prints): the precision
+/// and variety tables, then each part that was run, then the notes.
+pub fn results_markdown(report: &EvalReport) -> String {
+    let mut md = format!(
+        "# vitrina eval: `{}` ({} split)\n\nModel `{}`; {} products ({} with an image); {} queries (random product titles, seed {}), \
+         each query's own product excluded.\n\n## Precision@k (category match)\n\n{}\n## Diversification and variety (top 10)\n\n{}",
+        report.catalog,
+        report.split,
+        report.model,
+        report.products,
+        report.products_with_image,
+        report.queries,
+        report.seed,
+        precision_table(report),
+        diversity_table(report),
+    );
+    if !report.alpha_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Average mode: product text weight alpha\n\n{}",
+            alpha_table(report)
+        ));
+    }
+    if !report.photo_queries.is_empty() {
+        md.push_str(&format!(
+            "\n## Photo queries ({} products' own photos, each one's product excluded; \
+             re-framed upload: the same photo 10x larger, off-centre on white, JPEG)\n\n{}",
+            report.photo_query_count,
+            photo_table(report)
+        ));
+    }
+    if !report.diversity_curve.is_empty() {
+        md.push_str(&format!(
+            "\n## Diversification: the precision/variety trade-off\n\n{}",
+            curve_table(report)
+        ));
+    }
+    if !report.feedback_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Visual feedback settings (P@10)\n\n{}",
+            feedback_table(report)
+        ));
+    }
+    if !report.fusion_sweep.is_empty() {
+        md.push_str(&format!(
+            "\n## Fusion and attribute-boost settings (P@10)\n\n{}",
+            fusion_table(report)
+        ));
+    }
+    for note in &report.notes {
+        md.push_str(&format!("\nNote: {note}\n"));
+    }
+    md
+}
+
 /// Methods without diversification, in report order: the reference's table.
 fn plain(report: &EvalReport) -> impl Iterator<Item = &super::MethodFigures> {
     report.methods.iter().filter(|m| m.diversify == "none")
