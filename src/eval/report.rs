@@ -4,6 +4,9 @@ use std::fmt::Write;
 
 use super::{EvalReport, KS};
 
+/// A table writer of one part of the report.
+type Table = fn(&EvalReport) -> String;
+
 /// The whole report as Markdown (`results.md`, and what `eval` prints): the precision
 /// and variety tables, then each part that was run, then the notes.
 pub fn results_markdown(report: &EvalReport) -> String {
@@ -20,40 +23,42 @@ pub fn results_markdown(report: &EvalReport) -> String {
         precision_table(report),
         diversity_table(report),
     );
-    if !report.alpha_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Average mode: product text weight alpha\n\n{}",
-            alpha_table(report)
-        ));
-    }
-    if !report.photo_queries.is_empty() {
-        md.push_str(&format!(
-            "\n## Photo queries ({} products' own photos, each one's product excluded; \
-             re-framed upload: the same photo 10x larger, off-centre on white, JPEG)\n\n{}",
-            report.photo_query_count,
-            photo_table(report)
-        ));
-    }
-    if !report.diversity_curve.is_empty() {
-        md.push_str(&format!(
-            "\n## Diversification: the precision/variety trade-off\n\n{}",
-            curve_table(report)
-        ));
-    }
-    if !report.feedback_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Visual feedback settings (P@10)\n\n{}",
-            feedback_table(report)
-        ));
-    }
-    if !report.fusion_sweep.is_empty() {
-        md.push_str(&format!(
-            "\n## Fusion and attribute-boost settings (P@10)\n\n{}",
-            fusion_table(report)
-        ));
+    let photos = format!(
+        "Photo queries ({} products' own photos, each one's product excluded; re-framed \
+         upload: the same photo 10x larger, off-centre on white, JPEG)",
+        report.photo_query_count
+    );
+    // Each part that was run: whether it was, its heading, its table.
+    let sections: [(bool, &str, Table); 5] = [
+        (
+            !report.alpha_sweep.is_empty(),
+            "Average mode: product text weight alpha",
+            alpha_table,
+        ),
+        (!report.photo_queries.is_empty(), &photos, photo_table),
+        (
+            !report.diversity_curve.is_empty(),
+            "Diversification: the precision/variety trade-off",
+            curve_table,
+        ),
+        (
+            !report.feedback_sweep.is_empty(),
+            "Visual feedback settings (P@10)",
+            feedback_table,
+        ),
+        (
+            !report.fusion_sweep.is_empty(),
+            "Fusion and attribute-boost settings (P@10)",
+            fusion_table,
+        ),
+    ];
+    for (run, heading, table) in sections {
+        if run {
+            let _ = write!(md, "\n## {heading}\n\n{}", table(report));
+        }
     }
     for note in &report.notes {
-        md.push_str(&format!("\nNote: {note}\n"));
+        let _ = write!(md, "\nNote: {note}\n");
     }
     md
 }
