@@ -28,7 +28,9 @@ pub(crate) use minilm::CANDLE_BATCH;
 pub use minilm::{MiniLm, TextBackend, TEXT_BACKEND_ENV};
 pub use query_batch::{QueryBatcher, MAX_BATCH as MAX_QUERY_BATCH};
 pub use query_cache::QueryCache;
-pub use tower_dir::{is_tower_dir, load_tower_dir, CARD_FILE, WEIGHTS_FILE};
+pub use tower_dir::{
+    is_tower_dir, load_tower_dir, read_tower_dir, tower_id, CARD_FILE, WEIGHTS_FILE,
+};
 
 use std::path::{Path, PathBuf};
 

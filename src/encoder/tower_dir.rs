@@ -32,22 +32,33 @@ impl CardShape {
     }
 }
 
-/// Loads the tower of a folder written by `vitrina train`. Its id is the card's name and
-/// a hash of the weights, so that an index built with one training run refuses queries
-/// embedded by another, even one given the same name (`train`'s default name is the
-/// built-in tower's).
-pub fn load_tower_dir(dir: &Path) -> Result<ImageTower> {
+/// How a trained tower is known: its card's name and a hash of its weights, so that an
+/// index built with one training run refuses queries embedded by another, even one given
+/// the same name (`train`'s default name is the built-in tower's).
+pub fn tower_id(name: &str, weights: &[u8]) -> String {
+    format!("{name}@{:016x}", fnv1a64(weights))
+}
+
+/// A tower folder's card (JSON text) and weights (safetensors bytes), as `train` wrote
+/// them; an error names the file that cannot be read.
+pub fn read_tower_dir(dir: &Path) -> Result<(String, Vec<u8>)> {
     let card_path = dir.join(CARD_FILE);
     let weights_path = dir.join(WEIGHTS_FILE);
     let card = std::fs::read_to_string(&card_path)
         .with_context(|| format!("cannot read {}", card_path.display()))?;
     let weights = std::fs::read(&weights_path)
         .with_context(|| format!("cannot read {}", weights_path.display()))?;
+    Ok((card, weights))
+}
+
+/// Loads the tower of a folder written by `vitrina train`, known by [`tower_id`].
+pub fn load_tower_dir(dir: &Path) -> Result<ImageTower> {
+    let (card, weights) = read_tower_dir(dir)?;
+    let card_path = dir.join(CARD_FILE);
     let shape = CardShape::parse(&card)
         .with_context(|| format!("{} is not a tower's model card", card_path.display()))?;
-    let id = format!("{}@{:016x}", shape.name, fnv1a64(&weights));
-    ImageTower::from_safetensors(&id, &shape.tower, &weights)
-        .with_context(|| format!("{} does not load", weights_path.display()))
+    ImageTower::from_safetensors(&tower_id(&shape.name, &weights), &shape.tower, &weights)
+        .with_context(|| format!("{} does not load", dir.join(WEIGHTS_FILE).display()))
 }
 
 #[cfg(test)]

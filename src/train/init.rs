@@ -10,13 +10,13 @@ use candle_core::Device;
 use candle_nn::VarMap;
 
 use super::ModelCard;
-use crate::catalog::fnv1a64;
-use crate::encoder::{BUILTIN_CARD, BUILTIN_WEIGHTS, CARD_FILE, WEIGHTS_FILE};
+use crate::encoder::{read_tower_dir, tower_id, BUILTIN_CARD, BUILTIN_WEIGHTS, CARD_FILE};
 
 /// The tower a run starts from: its card (shape, recipe, learned temperature) and its
 /// weights.
 pub struct Parent {
-    /// The card's name and a hash of the weights, as `load_tower_dir` names a tower:
+    /// The card's name and a hash of the weights ([`tower_id`], as `load_tower_dir`
+    /// names a tower):
     /// recorded in the new card, so its recipe says exactly which weights it continued.
     pub id: String,
     pub card: ModelCard,
@@ -28,25 +28,17 @@ impl Parent {
     pub fn load(from: &str) -> Result<Self> {
         let (card, weights, card_path) = if from == "builtin" {
             let card = BUILTIN_CARD.to_string();
-            (
-                card,
-                BUILTIN_WEIGHTS.to_vec(),
-                "the built-in card".to_string(),
-            )
+            let card_path = "the built-in card".to_string();
+            (card, BUILTIN_WEIGHTS.to_vec(), card_path)
         } else {
             let dir = Path::new(from);
-            let (card_path, weights_path) = (dir.join(CARD_FILE), dir.join(WEIGHTS_FILE));
-            let card = std::fs::read_to_string(&card_path)
-                .with_context(|| format!("--init {from}: cannot read {}", card_path.display()))?;
-            let weights = std::fs::read(&weights_path).with_context(|| {
-                format!("--init {from}: cannot read {}", weights_path.display())
-            })?;
-            (card, weights, card_path.display().to_string())
+            let (card, weights) = read_tower_dir(dir).with_context(|| format!("--init {from}"))?;
+            (card, weights, dir.join(CARD_FILE).display().to_string())
         };
         let card: ModelCard = serde_json::from_str(&card)
             .with_context(|| format!("--init {from}: {card_path} is not a model card"))?;
         Ok(Parent {
-            id: format!("{}@{:016x}", card.name, fnv1a64(&weights)),
+            id: tower_id(&card.name, &weights),
             card,
             weights,
         })
