@@ -226,6 +226,11 @@ struct ListArgs {
     /// (default 0.5).
     #[arg(long, value_name = "WEIGHT")]
     feedback_weight: Option<f32>,
+    /// Title feedback: re-score the list by how well its products' titles agree with
+    /// its first 5 results' titles, with this weight, 0..10 (0: off; default 1 in image
+    /// mode, off in the others).
+    #[arg(long, value_name = "WEIGHT")]
+    title_feedback: Option<f32>,
 }
 
 impl ListArgs {
@@ -245,6 +250,7 @@ impl ListArgs {
             ignore: Some(self.ignore.join(",")),
             feedback: self.feedback,
             feedback_weight: self.feedback_weight,
+            title_feedback: self.title_feedback,
             ..SearchRequest::default()
         }
     }

@@ -152,10 +152,19 @@ fn precision_at_k_matches_hand_computed_answers() {
         close(kmeans.broad[&50], description.broad[&50]),
         "the top-50 set is unchanged"
     );
-    // Visual feedback follows the first results: for titles in image mode they are all
-    // the wrong category, so the refined query stays wrong; a photo's are its own
-    // category's, so it stays right. Every setting of the sweep, both kinds of query.
-    assert_eq!(report.feedback_sweep.len(), 13 * 7);
+    // Visual and title feedback follow the first results: for titles in image mode they
+    // are all the wrong category, so the refined query and the titles it is re-scored by
+    // stay wrong; a photo's are its own category's, so it stays right. Every setting of
+    // the sweep (13 visual, 4 title weights), both kinds of query.
+    assert_eq!(report.feedback_sweep.len(), 17 * 7);
+    assert_eq!(
+        report
+            .feedback_sweep
+            .iter()
+            .filter(|p| p.title_weight > 0.0)
+            .count(),
+        4 * 7
+    );
     for p in &report.feedback_sweep {
         match (p.queries, p.mode) {
             ("titles", Mode::Image) => assert!(close(p.broad, 0.0), "{p:?}"),
@@ -173,7 +182,7 @@ fn precision_at_k_matches_hand_computed_answers() {
         "## Precision@k",
         "## Average mode: product text weight alpha",
         "## Photo queries",
-        "## Visual feedback settings",
+        "## Visual and title feedback settings",
     ] {
         assert!(md.contains(section), "{section} missing");
     }

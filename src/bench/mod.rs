@@ -21,7 +21,9 @@ use crate::encoder::preprocess::load_image;
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
 };
-use crate::search::{diversify, Diversify, Feedback, Mode, Query, Ranking, Searcher};
+use crate::search::{
+    diversify, title_feedback, Diversify, Feedback, Mode, Query, Ranking, Searcher,
+};
 use crate::store::{Hit, LiveStore, Method, Store};
 
 /// One row of the table; in `--json`, one object per measurement.
@@ -297,19 +299,24 @@ fn query_latency(dir: &Path, model_dir: Option<&Path>) -> Result<Vec<Row>> {
             {
                 continue;
             }
-            // Where visual feedback is on by default, the same queries without it too,
-            // side by side: what its second vector search costs.
+            // Where feedback is on by default, the same queries without it too, side by
+            // side: what visual feedback's second vector search and title feedback's
+            // deeper list cost.
             let vector_mode = Ranking::new(mode, 10).vector_mode(index.meta());
-            let variants: &[(Option<Feedback>, &str)] =
-                if vector_mode.is_some_and(|m| Feedback::default_for(m).is_on()) {
-                    &[(None, ""), (Some(Feedback::OFF), ", no visual feedback")]
-                } else {
-                    &[(None, "")]
-                };
-            for &(feedback, variant) in variants {
+            let visual = vector_mode.is_some_and(|m| Feedback::default_for(m).is_on());
+            let titles = vector_mode.is_some_and(|m| title_feedback::default_for(m) > 0.0);
+            let mut variants: Vec<(Option<Feedback>, Option<f32>, &str)> = vec![(None, None, "")];
+            if titles {
+                variants.push((None, Some(0.0), ", no title feedback"));
+            }
+            if visual || titles {
+                variants.push((Some(Feedback::OFF), Some(0.0), ", no feedback"));
+            }
+            for (feedback, title_feedback, variant) in variants {
                 let ranking = Ranking {
                     method,
                     feedback,
+                    title_feedback,
                     ..Ranking::new(mode, 10)
                 };
                 let label = format!(

@@ -108,7 +108,8 @@ pub struct FusionPoint {
     pub fine: f64,
 }
 
-/// Precision@10 of one kind of query in one mode at one visual feedback setting.
+/// Precision@10 of one kind of query in one mode at one feedback setting (visual and
+/// title feedback).
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedbackPoint {
     /// "titles" or "photos".
@@ -116,6 +117,8 @@ pub struct FeedbackPoint {
     pub mode: Mode,
     pub depth: usize,
     pub query_weight: f32,
+    /// Title feedback's weight (0: off).
+    pub title_weight: f32,
     pub broad: f64,
     pub fine: f64,
 }
@@ -123,6 +126,8 @@ pub struct FeedbackPoint {
 /// Feedback depths and query weights `--sweep-feedback` measures.
 const FEEDBACK_DEPTHS: [usize; 4] = [3, 5, 10, 20];
 const FEEDBACK_WEIGHTS: [f32; 3] = [0.5, 0.25, 0.1];
+/// Title feedback weights `--sweep-feedback` measures, with visual feedback's default.
+const TITLE_WEIGHTS: [f32; 4] = [0.25, 0.5, 1.0, 2.0];
 
 /// Everything `vitrina eval` measured, with its parameters.
 #[derive(Debug, Clone, Serialize)]
@@ -530,21 +535,25 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         }
     }
 
-    // Visual feedback at each depth and query weight, for titles and photos in the modes
-    // it may serve (the defaults were chosen from this sweep on the train split).
+    // Visual feedback at each depth and query weight without title feedback, then title
+    // feedback at each weight over visual feedback's default, for titles and photos in
+    // the modes they may serve (the defaults were chosen from this sweep on the train
+    // split).
     let mut feedback_sweep = Vec::new();
     if config.sweep_feedback && has_images {
-        let mut settings = vec![Feedback::OFF];
+        let mut settings = vec![(Feedback::OFF, 0.0)];
         for depth in FEEDBACK_DEPTHS {
             for query_weight in FEEDBACK_WEIGHTS {
-                settings.push(Feedback {
+                let visual = Feedback {
                     depth,
                     query_weight,
-                });
+                };
+                settings.push((visual, 0.0));
             }
         }
+        settings.extend(TITLE_WEIGHTS.map(|w| (Feedback::DEFAULT, w)));
         let n = |count: usize| count.max(1) as f64;
-        for feedback in settings {
+        for (feedback, title_weight) in settings {
             for (queries_are, mode) in [
                 ("titles", Mode::Description),
                 ("titles", Mode::Image),
@@ -556,6 +565,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             ] {
                 let mut ranking = Ranking::new(mode, 10);
                 ranking.feedback = Some(feedback);
+                ranking.title_feedback = Some(title_weight);
                 let (tally, count) = if queries_are == "titles" {
                     (measure(ranking, reads_text(mode))?, queries.len())
                 } else {
@@ -566,6 +576,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
                     mode,
                     depth: feedback.depth,
                     query_weight: feedback.query_weight,
+                    title_weight,
                     broad: tally.broad[&10] / n(count),
                     fine: tally.fine[&10] / n(count),
                 });

@@ -43,7 +43,7 @@ pub fn results_markdown(report: &EvalReport) -> String {
         ),
         (
             !report.feedback_sweep.is_empty(),
-            "Visual feedback settings (P@10)",
+            "Visual and title feedback settings (P@10)",
             feedback_table,
         ),
         (
@@ -151,19 +151,21 @@ pub fn fusion_table(report: &EvalReport) -> String {
     s
 }
 
-/// Precision@10 for each visual feedback setting of `--sweep-feedback` (depth 0: off).
+/// Precision@10 for each feedback setting of `--sweep-feedback` (visual feedback's depth
+/// 0 and title weight 0: off).
 pub fn feedback_table(report: &EvalReport) -> String {
     let mut s = String::from(
-        "| queries | mode | depth | query weight | P@10 broad | P@10 fine |\n|---|---|---:|---:|---:|---:|\n",
+        "| queries | mode | depth | query weight | title weight | P@10 broad | P@10 fine |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for p in &report.feedback_sweep {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {:.3} | {:.3} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} |",
             p.queries,
             p.mode.name(),
             p.depth,
             p.query_weight,
+            p.title_weight,
             p.broad,
             p.fine
         );

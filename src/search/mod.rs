@@ -7,6 +7,7 @@ pub mod fusion;
 pub mod keyword;
 pub mod request;
 pub mod syntax;
+pub mod title_feedback;
 
 use std::collections::BTreeMap;
 
@@ -175,6 +176,11 @@ pub struct Ranking {
     /// blended into the query ([`feedback`]); `None`: the vector mode's default
     /// ([`Feedback::default_for`]).
     pub feedback: Option<Feedback>,
+    /// Title feedback: the vector list re-scored by its products' titles' agreement with
+    /// its first results' titles ([`title_feedback`]), this weight; `None`: the vector
+    /// mode's default ([`title_feedback::default_for`]; applied only where the index
+    /// holds title vectors).
+    pub title_feedback: Option<f32>,
 }
 
 /// The attribute boost chosen on the Myntra train split (README, Ranking): hybrid mode's
@@ -207,6 +213,7 @@ impl Ranking {
             boost: DEFAULT_BOOST,
             ignore: Vec::new(),
             feedback: None,
+            title_feedback: None,
         }
     }
 
@@ -497,6 +504,14 @@ impl<'a> Searcher<'a> {
                 let (refined, first) =
                     self.feedback(space, query, feedback, &candidates, admits)?;
                 let query = refined.as_deref().unwrap_or(query);
+                let titles = self.title_weight(ranking, mode)?;
+                // Title feedback re-orders a pool of a fixed depth, so that a page of k
+                // is the first k of any longer list.
+                let depth = if titles > 0.0 {
+                    depth.max(title_feedback::POOL)
+                } else {
+                    depth
+                };
                 let mut lists = vec![self.vector_hits(space, query, depth, &candidates, admits)?];
                 if !settled(&lists[0]) {
                     lists.push(self.vector_hits(space, query, depth, &boosted, admits)?);
@@ -504,10 +519,16 @@ impl<'a> Searcher<'a> {
                 if !first.is_empty() {
                     lists.push(first);
                 }
-                Some(match lists.len() {
+                let mut hits = match lists.len() {
                     1 => lists.remove(0),
                     _ => union(lists),
-                })
+                };
+                if titles > 0.0 {
+                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                    let vectors = self.store.vectors(VectorKind::Text, &ids)?;
+                    title_feedback::rescore(&mut hits, &vectors, titles);
+                }
+                Some(hits)
             }
             None => None,
         };
@@ -585,6 +606,24 @@ impl<'a> Searcher<'a> {
                 return Ok(kept);
             }
             asked = asked.saturating_mul(8).min(self.store.len());
+        }
+    }
+
+    /// The title feedback weight of a ranking in vector mode `mode`: the request's
+    /// (refused on an index without title vectors) or the mode's default (0 there).
+    fn title_weight(&self, ranking: &Ranking, mode: Mode) -> Result<f32> {
+        let has_titles = self.store.meta().kinds.contains(&VectorKind::Text);
+        match ranking.title_feedback {
+            Some(weight) => {
+                title_feedback::check(weight)?;
+                ensure!(
+                    weight == 0.0 || has_titles,
+                    "title feedback needs the products' title vectors; this index has none"
+                );
+                Ok(weight)
+            }
+            None if has_titles => Ok(title_feedback::default_for(mode)),
+            None => Ok(0.0),
         }
     }
 

@@ -8,7 +8,9 @@ use anyhow::{ensure, Result};
 use image::DynamicImage;
 use serde::Deserialize;
 
-use super::{check_boost, Diversify, Feedback, Fusion, Mode, Query, Ranking, DEFAULT_K};
+use super::{
+    check_boost, title_feedback, Diversify, Feedback, Fusion, Mode, Query, Ranking, DEFAULT_K,
+};
 use crate::store::{Filter, Method, StoreMeta};
 
 /// How deep a list may be paged: `offset + k` at most this.
@@ -57,6 +59,10 @@ pub struct SearchRequest {
     /// Visual feedback: the query's own weight against its first results' mean, 0..1
     /// (default 0.5).
     pub feedback_weight: Option<f32>,
+    /// Title feedback: the weight with which the list's products are re-scored by how
+    /// well their titles agree with its first 5 results' titles, 0..10 (0: off; default
+    /// 1 in image mode, off in the others, whose vectors already hold the titles).
+    pub title_feedback: Option<f32>,
     /// Filters, every one must hold: `field:value[,value..]`, `field=value`, or a
     /// numeric comparison (`year>=2015`). In a query string, repeat `filter=`; in a
     /// JSON body, a list `filter`.
@@ -99,6 +105,10 @@ impl SearchRequest {
         ranking.fusion = Fusion::parse(self.fusion.as_deref(), self.keyword_weight)?;
         ranking.boost = check_boost(self.boost)?;
         ranking.feedback = Feedback::requested(self.feedback, self.feedback_weight)?;
+        if let Some(weight) = self.title_feedback {
+            title_feedback::check(weight)?;
+        }
+        ranking.title_feedback = self.title_feedback;
         ranking.ignore = self
             .ignore
             .as_deref()
