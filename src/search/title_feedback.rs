@@ -22,8 +22,9 @@ use crate::store::{sort_by_score_then_id, Hit};
 /// depth (chosen on the Myntra train split), so both read the same first results.
 pub const DEPTH: usize = 5;
 
-/// Products of the image search re-scored, whatever `k` is asked: a list of 10 and
-/// the first 10 of a list of 100 are the same products in the same order.
+/// Products of the image search re-ordered, whatever `k` is asked: a list of 10 and
+/// the first 10 of a list of 100 are the same products in the same order. A deeper
+/// list (a later page) keeps its products beyond these in place, below them.
 pub const POOL: usize = 100;
 
 /// The title term's weight in image mode, chosen on the Myntra train split (`eval
@@ -59,10 +60,13 @@ pub fn check(weight: f32) -> Result<()> {
 }
 
 /// Re-scores `hits` (best first) given each one's title vector (unit length, `None`
-/// where a product has none, which then agrees with nothing): `score + weight (cos(t,
-/// mean of the first DEPTH titles) - 1)`, except for a product whose photo is the
-/// query's own ([`IDENTICAL`]). Scores stay at most the photo's similarity; the list is
-/// sorted again. Nothing changes with weight 0 or without a title among the first.
+/// where a product has none, which then agrees with nothing): `score - weight (1 -
+/// agreement)`, the agreement being the cosine of its title with the mean of the first
+/// [`DEPTH`] titles, clamped to 0..1; a product whose photo is the query's own
+/// ([`IDENTICAL`]) keeps its score. The first [`POOL`] are sorted again; beyond them no
+/// title is read (agreement 0), so they keep their order, below the pool. Scores stay
+/// at most the photo's similarity. Nothing changes with weight 0 or without a title
+/// among the first.
 pub fn rescore(hits: &mut [Hit], titles: &[Option<Vec<f32>>], weight: f32) {
     if weight <= 0.0 || hits.len() != titles.len() {
         return;
@@ -81,19 +85,20 @@ pub fn rescore(hits: &mut [Hit], titles: &[Option<Vec<f32>>], weight: f32) {
     if !(norm > 1e-12 && norm.is_finite()) {
         return;
     }
-    for (hit, title) in hits.iter_mut().zip(titles) {
+    for (i, (hit, title)) in hits.iter_mut().zip(titles).enumerate() {
         if hit.score >= IDENTICAL {
             continue;
         }
         let agreement = match title {
-            Some(t) if t.len() == dim => {
+            Some(t) if t.len() == dim && i < POOL => {
                 t.iter().zip(&mean).map(|(a, b)| a * b).sum::<f32>() / norm
             }
             _ => 0.0,
         };
-        hit.score += weight * (agreement - 1.0);
+        hit.score -= weight * (1.0 - agreement.clamp(0.0, 1.0));
     }
-    sort_by_score_then_id(hits);
+    let pool = hits.len().min(POOL);
+    sort_by_score_then_id(&mut hits[..pool]);
 }
 
 #[cfg(test)]
@@ -144,6 +149,37 @@ mod tests {
         assert_eq!(ids(&hits), ["same photo", "a", "b"]);
         assert_eq!(hits[0].score, 1.0);
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+
+    /// A later page's products beyond the pool keep their order, below every product
+    /// of the pool, even one whose title disagrees entirely.
+    #[test]
+    fn products_beyond_the_pool_keep_their_order_below_it() {
+        let n = POOL + 20;
+        let mut hits: Vec<Hit> = (0..n)
+            .map(|i| hit(&format!("p{i:03}"), 0.9 - i as f32 * 0.001))
+            .collect();
+        // Alternate titles along two axes; the last product of the pool points away.
+        let mut titles: Vec<Option<Vec<f32>>> = (0..n)
+            .map(|i| {
+                Some(if i.is_multiple_of(2) {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                })
+            })
+            .collect();
+        titles[POOL - 1] = Some(vec![-1.0, 0.0]);
+        let tail: Vec<String> = hits[POOL..].iter().map(|h| h.id.clone()).collect();
+        rescore(&mut hits, &titles, 1.0);
+        let after: Vec<String> = hits[POOL..].iter().map(|h| h.id.clone()).collect();
+        assert_eq!(after, tail);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        // The pool itself was re-ordered: the first 5 titles are mostly the even axis.
+        assert!(hits[..POOL / 2].iter().all(|h| {
+            let i: usize = h.id[1..].parse().unwrap();
+            i.is_multiple_of(2)
+        }));
     }
 
     #[test]
