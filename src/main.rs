@@ -637,8 +637,9 @@ struct EvalArgs {
     #[arg(long)]
     sweep_diversity: bool,
     /// Also measure visual feedback (`search --feedback`) at depths 3, 5, 10, 20 and
-    /// query weights 0.5, 0.25, 0.1, for titles and photos (how the defaults were
-    /// chosen: run it on the train split).
+    /// query weights 0.5, 0.25, 0.1, then title feedback (`search --title-feedback`) at
+    /// weights 0.25, 0.5, 1, 2, for titles and photos (how the defaults were chosen: run
+    /// it on the train split).
     #[arg(long)]
     sweep_feedback: bool,
     /// Evaluate within the products that pass (queries and results): same syntax as
