@@ -205,6 +205,20 @@ mod tests {
             ..Default::default()
         };
         assert!(!off.ranking(&meta()).unwrap().feedback.unwrap().is_on());
+        assert_eq!(r.title_feedback, None, "unset: the mode's default");
+        assert!(bad(SearchRequest {
+            title_feedback: Some(-1.0),
+            ..Default::default()
+        })
+        .contains("title_feedback"));
+        let titles_off = SearchRequest {
+            title_feedback: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            titles_off.ranking(&meta()).unwrap().title_feedback,
+            Some(0.0)
+        );
         let query = |q: Option<&str>, w: Option<f32>| {
             SearchRequest {
                 q: q.map(String::from),
