@@ -531,7 +531,11 @@ fn every_error_has_one_json_shape_and_signals_reload_or_stop_the_server() {
         ("GET", "/api/search?q=belt&k=abc", 400),
         ("GET", "/api/search?q=belt&lambda=x", 400),
         ("GET", "/api/search?q=belt&k=0", 400),
-        ("GET", "/api/search?q=belt&mode=image&title_feedback=20", 400),
+        (
+            "GET",
+            "/api/search?q=belt&mode=image&title_feedback=20",
+            400,
+        ),
         ("GET", "/api/products/no-such-id", 404),
         ("GET", "/no/such/route", 404),
         ("DELETE", "/api/search", 405),

@@ -83,7 +83,16 @@ fn top8(
     ranking.feedback = feedback;
     ranking.title_feedback = Some(titles);
     let hits = searcher.rank(query, &ranking, &[]).unwrap();
-    let mut ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+    sorted(hits.into_iter().map(|h| h.id).collect())
+}
+
+/// The ids of groups Y, Y2 and Z.
+fn groups() -> (Vec<String>, Vec<String>, Vec<String>) {
+    let group = |prefix: &str| -> Vec<String> { (0..4).map(|i| format!("{prefix}{i}")).collect() };
+    (group("y"), group("y2-"), group("z"))
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
 }
@@ -93,14 +102,9 @@ fn feedback_brings_the_first_results_kind_forward() {
     let snapshot = index(&ALL);
     let searcher = Searcher::stored_vectors_only(&snapshot);
     let query = between();
-    let group = |prefix: &str| -> Vec<String> { (0..4).map(|i| format!("{prefix}{i}")).collect() };
-    let (y, y2, z) = (group("y"), group("y2-"), group("z"));
+    let (y, y2, z) = groups();
 
     let plain = top8(&searcher, &query, Some(Feedback::OFF), 0.0);
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
     assert_eq!(plain, sorted([y.clone(), z].concat()));
 
     let feedback = Feedback {
@@ -120,12 +124,7 @@ fn title_feedback_brings_the_first_results_kind_of_title_forward() {
     let snapshot = index(&ALL);
     let searcher = Searcher::stored_vectors_only(&snapshot);
     let query = between();
-    let group = |prefix: &str| -> Vec<String> { (0..4).map(|i| format!("{prefix}{i}")).collect() };
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
-    let (y, y2, z) = (group("y"), group("y2-"), group("z"));
+    let (y, y2, z) = groups();
     assert_eq!(
         top8(&searcher, &query, Some(Feedback::OFF), 0.0),
         sorted([y.clone(), z].concat())
@@ -166,20 +165,14 @@ fn an_index_without_title_vectors_is_searched_without_title_feedback() {
     let snapshot = index(&[VectorKind::Image]);
     let searcher = Searcher::stored_vectors_only(&snapshot);
     let query = between();
-    // The default quietly does without it: the plain list.
-    let default = top8(&searcher, &query, Some(Feedback::OFF), 0.0);
+    // The default (title feedback unset) quietly does without it: the list with it off.
+    let off = top8(&searcher, &query, Some(Feedback::OFF), 0.0);
     let ranking = Ranking {
         feedback: Some(Feedback::OFF),
         ..Ranking::new(Mode::Image, 8)
     };
-    let mut ids: Vec<String> = searcher
-        .rank(&query, &ranking, &[])
-        .unwrap()
-        .into_iter()
-        .map(|h| h.id)
-        .collect();
-    ids.sort();
-    assert_eq!(ids, default);
+    let hits = searcher.rank(&query, &ranking, &[]).unwrap();
+    assert_eq!(sorted(hits.into_iter().map(|h| h.id).collect()), off);
     // Asked for, it is refused with the reason.
     let asked = Ranking {
         title_feedback: Some(1.0),
