@@ -105,8 +105,9 @@ impl Feedback {
     }
 }
 
-/// `v` scaled to unit length; `None` for a zero (or non-finite) vector.
-fn unit(v: &[f32]) -> Option<Vec<f32>> {
+/// `v` scaled to unit length; `None` for a zero (or non-finite) vector. (Also the
+/// anchor of [`super::title_feedback`].)
+pub(super) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     (norm > 1e-12 && norm.is_finite()).then(|| v.iter().map(|x| x / norm).collect())
 }

@@ -15,6 +15,7 @@
 
 use anyhow::{ensure, Result};
 
+use super::feedback::unit;
 use super::Mode;
 use crate::store::{sort_by_score_then_id, Hit};
 
@@ -75,23 +76,22 @@ pub fn rescore(hits: &mut [Hit], titles: &[Option<Vec<f32>>], weight: f32) {
     let Some(dim) = first.first().map(|t| t.len()) else {
         return;
     };
-    let mut mean = vec![0f32; dim];
+    let mut sum = vec![0f32; dim];
     for t in first.iter().filter(|t| t.len() == dim) {
-        for (m, x) in mean.iter_mut().zip(t.iter()) {
+        for (m, x) in sum.iter_mut().zip(t.iter()) {
             *m += x;
         }
     }
-    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(norm > 1e-12 && norm.is_finite()) {
+    let Some(mean) = unit(&sum) else {
         return;
-    }
+    };
     for (i, (hit, title)) in hits.iter_mut().zip(titles).enumerate() {
         if hit.score >= IDENTICAL {
             continue;
         }
         let agreement = match title {
             Some(t) if t.len() == dim && i < POOL => {
-                t.iter().zip(&mean).map(|(a, b)| a * b).sum::<f32>() / norm
+                t.iter().zip(&mean).map(|(a, b)| a * b).sum::<f32>()
             }
             _ => 0.0,
         };
