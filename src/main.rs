@@ -13,7 +13,7 @@ use vitrina::eval::{self, EvalConfig};
 use vitrina::indexing::{self, Report, SyncOptions};
 use vitrina::search::{diversify, Diversify, Mode, SearchRequest, Searcher};
 use vitrina::store::{Location, Store, StoreMeta};
-use vitrina::train::{train_and_save, Augment, Parent, TrainConfig, TrainingData};
+use vitrina::train::{train_and_save, training_device, Augment, Parent, TrainConfig, TrainingData};
 
 #[derive(Parser)]
 #[command(
@@ -316,6 +316,10 @@ struct BenchArgs {
     /// With --suite serve: how long each connection count is measured.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// With --suite train: also measure training on this GPU (`cuda`, `cuda:N`; a build
+    /// with the `cuda` feature), against the CPU.
+    #[arg(long)]
+    device: Option<String>,
     /// Print the table as JSON (one object per measurement).
     #[arg(long)]
     json: bool,
@@ -334,6 +338,9 @@ enum BenchSuite {
     /// `vitrina serve` on --index under load over loopback (1, 8, 32 connections, --seconds
     /// each), texts and photos from --catalog.
     Serve,
+    /// Training steps of the built-in recipe on the CPU and on --device, on photos the
+    /// bench draws (no catalogue needed).
+    Train,
 }
 
 #[derive(Args)]
@@ -595,6 +602,11 @@ struct TrainArgs {
     /// products lie near each other (default 0.5, the built-in tower's recipe; 0: off).
     #[arg(long, value_name = "WEIGHT")]
     relations: Option<f64>,
+    /// Where to train: `cpu`, or an NVIDIA GPU (`cuda`, `cuda:N`) in a build with the
+    /// `cuda` feature. The recipe and the batches are the same; only the CPU's runs are
+    /// bit-for-bit reproducible.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -1081,6 +1093,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if args.model.model.as_deref().is_some_and(|m| m != "builtin") {
         bail!("`train` trains the built-in image tower against MiniLM; --model does not apply (use --model-dir for the MiniLM files)");
     }
+    let device = training_device(&args.device)?;
     let catalog = load_catalog(&args.catalog, Split::All, None)?;
     let mut config = TrainConfig {
         seed: args.seed,
@@ -1134,15 +1147,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
         data,
         &config,
         parent.as_ref(),
+        &device,
         &minilm,
         &args.name,
         &args.out,
     )?;
     println!(
-        "trained {} on {} pairs in {:.0}s, final loss {:.4}; wrote {}",
+        "trained {} on {} pairs in {:.0}s on {}, final loss {:.4}; wrote {}",
         card.name,
         card.pairs,
         card.training_seconds,
+        card.device,
         card.final_loss,
         args.out.display()
     );
@@ -1237,6 +1252,10 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             };
             let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;
             vitrina::bench::serve::run(index, &catalog, args.seconds)?
+        }
+        BenchSuite::Train => {
+            let gpu = args.device.as_deref().map(training_device).transpose()?;
+            vitrina::bench::train::run(gpu.as_ref())?
         }
         BenchSuite::Store => {
             let catalog = load_catalog(&args.catalog, Split::All, args.limit)?;

@@ -1,6 +1,7 @@
 //! A short training run on images the test draws itself: same seed, same weights; and
 //! training lowers the contrastive loss on pairs it can learn.
 
+use candle_core::Device;
 use image::{Rgb, RgbImage};
 use indicatif::ProgressBar;
 use vitrina::catalog::Product;
@@ -101,15 +102,39 @@ fn same_seed_same_weights_and_the_loss_falls() {
         seed: 43,
         ..config()
     };
-    let c = train(&other, &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
+    let c = train(
+        &other,
+        &set,
+        None,
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     assert_ne!(weights, tower_safetensors(&c.vars).unwrap());
 }
 
 /// Trains twice with `config`: the same weights both times, and a loss that falls by a
 /// fifth or more. Returns the first run and its weights.
 fn reproducible_and_learned(config: &TrainConfig, set: &PairSet) -> (Trained, Vec<u8>) {
-    let a = train(config, set, None, &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(config, set, None, &ProgressBar::hidden(), |_| {}).unwrap();
+    let a = train(
+        config,
+        set,
+        None,
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
+    let b = train(
+        config,
+        set,
+        None,
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     let weights = tower_safetensors(&a.vars).unwrap();
     assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
     let first = a.epochs.first().unwrap().mean_loss;
@@ -131,7 +156,15 @@ fn the_image_image_term_is_deterministic_and_learned() {
     let (a, weights) = reproducible_and_learned(&with, &set);
     let first = a.epochs[0].mean_loss;
     // The term adds to the text term's loss, which starts near ln(batch) either way.
-    let without = train(&config(), &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
+    let without = train(
+        &config(),
+        &set,
+        None,
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
     assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
 }
@@ -155,7 +188,15 @@ fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned(
     let (a, weights) = reproducible_and_learned(&with, &set);
     // Soft targets spread each pair's mass beyond its identical titles, and learn other
     // weights than multi-positive targets in the same network.
-    let multi = train(&overlap, &set, None, &ProgressBar::hidden(), |_| {}).unwrap();
+    let multi = train(
+        &overlap,
+        &set,
+        None,
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     let spread = |run: &Trained| run.epochs[0].positives_per_image;
     assert!(
         spread(&a) > spread(&multi) + 0.2,
@@ -186,7 +227,7 @@ fn fine_tuning_starts_from_the_parents_weights() {
     };
     let set = pairs_for(dir.path(), &tuned.tower);
     let tensors = |bytes: &[u8]| {
-        let map = candle_core::safetensors::load_buffer(bytes, &candle_core::Device::Cpu).unwrap();
+        let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).unwrap();
         let mut values: Vec<(String, Vec<f32>)> = map
             .into_iter()
             .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
@@ -200,11 +241,35 @@ fn fine_tuning_starts_from_the_parents_weights() {
         epochs: 1,
         ..tuned.clone()
     };
-    let still = train(&frozen, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
+    let still = train(
+        &frozen,
+        &set,
+        Some(&parent),
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(tensors(&tower_safetensors(&still.vars).unwrap()), parents);
 
-    let a = train(&tuned, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
-    let b = train(&tuned, &set, Some(&parent), &ProgressBar::hidden(), |_| {}).unwrap();
+    let a = train(
+        &tuned,
+        &set,
+        Some(&parent),
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
+    let b = train(
+        &tuned,
+        &set,
+        Some(&parent),
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+        |_| {},
+    )
+    .unwrap();
     let weights = tower_safetensors(&a.vars).unwrap();
     assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
     assert_ne!(tensors(&weights), parents);
@@ -219,6 +284,7 @@ fn fine_tuning_starts_from_the_parents_weights() {
         &unnamed,
         &set,
         Some(&parent),
+        &Device::Cpu,
         &ProgressBar::hidden(),
         |_| {},
     );
@@ -231,6 +297,7 @@ fn fine_tuning_starts_from_the_parents_weights() {
         &reshaped,
         &set,
         Some(&parent),
+        &Device::Cpu,
         &ProgressBar::hidden(),
         |_| {},
     );
@@ -247,4 +314,59 @@ fn a_parent_folder_without_a_card_or_weights_is_refused_by_name() {
     std::fs::write(dir.path().join("image_tower.safetensors"), b"x").unwrap();
     let err = Parent::load(dir.path().to_str().unwrap()).err().unwrap();
     assert!(format!("{err:#}").contains("not a model card"), "{err:#}");
+}
+
+/// Training on a GPU (`--device cuda`, built with `--features cuda`) is the same run as
+/// on the CPU: the same seed draws the same batches and warps, so the losses agree up to
+/// the arithmetic's rounding, the GPU's run learns too, and the two towers embed the
+/// photos alike. (Single weights can differ by more: Adam moves a weight whose gradient
+/// is near zero by a step of the learning rate's size whichever way rounding tips it.)
+/// Needs an NVIDIA GPU; without the feature it is not built.
+#[cfg(feature = "cuda")]
+#[test]
+fn training_on_a_gpu_matches_training_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = pairs(dir.path());
+    let gpu = vitrina::train::training_device("cuda").unwrap();
+    let run = |device: &Device| {
+        train(
+            &config(),
+            &set,
+            None,
+            device,
+            &ProgressBar::hidden(),
+            |_| {},
+        )
+        .unwrap()
+    };
+    let (on_cpu, on_gpu) = (run(&Device::Cpu), run(&gpu));
+    for (c, g) in on_cpu.epochs.iter().zip(&on_gpu.epochs) {
+        println!(
+            "epoch {}: loss {:.6} on the CPU, {:.6} on the GPU",
+            c.epoch, c.mean_loss, g.mean_loss
+        );
+        assert!(
+            (c.mean_loss - g.mean_loss).abs() < 1e-3 * c.mean_loss,
+            "{c:?} vs {g:?}"
+        );
+    }
+    let (first, last) = (
+        on_gpu.epochs[0].mean_loss,
+        on_gpu.epochs.last().unwrap().mean_loss,
+    );
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    use vitrina::encoder::{ImageEncoder, ImageTower};
+    let embed = |trained: &Trained| {
+        let weights = tower_safetensors(&trained.vars).unwrap();
+        let tower = ImageTower::from_safetensors("t", &config().tower, &weights).unwrap();
+        tower.embed_pixels(&set.all_pixels()).unwrap()
+    };
+    let (a, b) = (embed(&on_cpu), embed(&on_gpu));
+    let least = a
+        .chunks(DIM)
+        .zip(b.chunks(DIM))
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>())
+        .fold(1f32, f32::min);
+    println!("least cosine between a photo's CPU- and GPU-trained vectors: {least}");
+    assert!(least > 0.99, "{least}");
 }

@@ -5,6 +5,7 @@ pub mod ann;
 pub mod postgres;
 pub mod serve;
 pub mod store;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

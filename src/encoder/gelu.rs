@@ -19,8 +19,12 @@ const CUBIC: f32 = 0.044715;
 /// Elements per parallel task: large enough that scheduling is noise.
 const CHUNK: usize = 16 * 1024;
 
-/// GELU of `x`, element-wise; differentiable.
+/// GELU of `x`, element-wise; differentiable. On a GPU (training with `--device
+/// cuda`), candle's own `gelu`: the same expression, whose kernels are already parallel.
 pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.gelu();
+    }
     x.contiguous()?.apply_op1(Gelu)
 }
 

@@ -3,9 +3,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, Parent, TrainConfig};
+use super::{
+    device_name, held_out, tower_safetensors, train, EpochLog, HeldOut, PairSet, Parent,
+    TrainConfig,
+};
 use crate::catalog::{Catalog, Split};
 use crate::encoder::{embed_texts_cached, ImageTower, MiniLm, TextEncoder, TowerConfig};
 use crate::progress::{progress_bar, Progress};
@@ -25,10 +29,18 @@ pub struct ModelCard {
     pub pairs: usize,
     pub images_rejected: usize,
     pub epochs: Vec<serde_json::Value>,
+    /// Where the run trained (`cpu`, `cuda:N`); cards written before GPU training
+    /// existed trained on the CPU.
+    #[serde(default = "cpu")]
+    pub device: String,
     pub training_seconds: f64,
     pub final_loss: f64,
     pub held_out: serde_json::Value,
     pub command: String,
+}
+
+fn cpu() -> String {
+    "cpu".to_string()
 }
 
 /// The products a run trains on: the first `limit` of `split` (all without a limit);
@@ -40,12 +52,14 @@ pub struct TrainingData<'a> {
     pub limit: Option<usize>,
 }
 
-/// Trains on `split` of the catalogue, measures on the held-out test split, writes
-/// `out/image_tower.safetensors` and `out/card.json`.
+/// Trains on `split` of the catalogue on `device`, measures on the held-out test split
+/// (on the CPU, as search runs the tower), writes `out/image_tower.safetensors` and
+/// `out/card.json`.
 pub fn train_and_save(
     data: TrainingData,
     config: &TrainConfig,
     parent: Option<&Parent>,
+    device: &Device,
     minilm: &MiniLm,
     name: &str,
     out: &Path,
@@ -75,7 +89,7 @@ pub fn train_and_save(
     let pairs = pairs_for(&train_products, split.name())?;
     let rejected = train_products.len() - pairs.len();
     let bar = progress_bar(0, "training");
-    let trained = train(config, &pairs, parent, &bar, |log: &EpochLog| {
+    let trained = train(config, &pairs, parent, device, &bar, |log: &EpochLog| {
         eprintln!(
             "epoch {:>2}: loss {:.4}, temperature {:.4}, {:.0} images/s, {:.2} positives per image",
             log.epoch,
@@ -108,6 +122,7 @@ pub fn train_and_save(
             .iter()
             .map(|e| serde_json::to_value(e).unwrap())
             .collect(),
+        device: device_name(device),
         training_seconds: trained.seconds,
         final_loss: trained.epochs.last().map_or(f64::NAN, |e| e.mean_loss),
         held_out: serde_json::to_value(&figures)?,

@@ -6,11 +6,13 @@
 //!
 //! Everything random (initial weights, batch order, augmentation) comes from one
 //! seeded ChaCha stream, and candle's CPU kernels are deterministic, so the same seed
-//! and data give the same weights.
+//! and data give the same weights. On a GPU (`device.rs`) the same seed draws the same
+//! batches and warps; only the arithmetic's rounding differs.
 
 mod augment;
 mod card;
 mod data;
+mod device;
 mod heldout;
 mod init;
 mod loss;
@@ -18,6 +20,7 @@ mod loss;
 pub use augment::Augment;
 pub use card::{train_and_save, ModelCard, TrainingData, CARD_FILE, WEIGHTS_FILE};
 pub use data::{PairSet, RejectedImage};
+pub use device::{device_name, training_device};
 pub use heldout::{held_out, HeldOut};
 pub use init::Parent;
 pub use loss::{
@@ -211,13 +214,14 @@ fn learning_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
     config.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
 }
 
-/// Trains a tower on image/text pairs, from random weights or from `parent`'s (which
-/// `config.init` must name, and whose shape `config.tower` must be). `on_epoch` sees
-/// each epoch's log as it ends.
+/// Trains a tower on image/text pairs on `device`, from random weights or from
+/// `parent`'s (which `config.init` must name, and whose shape `config.tower` must be).
+/// `on_epoch` sees each epoch's log as it ends.
 pub fn train(
     config: &TrainConfig,
     pairs: &PairSet,
     parent: Option<&Parent>,
+    device: &Device,
     bar: &ProgressBar,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Trained> {
@@ -235,19 +239,18 @@ pub fn train(
         config.init
     );
     let started = Instant::now();
-    let device = Device::Cpu;
     let map = VarMap::new();
-    let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
+    let vb = VarBuilder::from_varmap(&map, DType::F32, device);
     let net = TowerNet::new(&config.tower, vb.pp("tower"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     // Drawn with or without a parent, so a fine-tuning run's batches and warps are
     // those of the same seed's run from scratch.
     init_vars(&map, &mut rng)?;
     if let Some(parent) = parent {
-        parent.load_into(&map, &device)?;
+        parent.load_into(&map, device)?;
     }
     // The temperature is learned as log(1/T), CLIP's parameterisation.
-    let logit_scale = Var::new((1.0 / config.init_temperature).ln() as f32, &device)?;
+    let logit_scale = Var::new((1.0 / config.init_temperature).ln() as f32, device)?;
     let mut vars = map.all_vars();
     // Weight decay on the logit scale would pull the temperature toward 1.
     let mut opt = AdamW::new(
@@ -280,7 +283,7 @@ pub fn train(
     bar.set_length((total * batch) as u64);
     let mut order: Vec<usize> = (0..n).collect();
     let every_photo_warped = Augment::with_share(1.0)?;
-    let image_image_scale = Tensor::new((1.0 / IMAGE_IMAGE_TEMPERATURE) as f32, &device)?;
+    let image_image_scale = Tensor::new((1.0 / IMAGE_IMAGE_TEMPERATURE) as f32, device)?;
     let mut logs = Vec::new();
     let mut step = 0;
     for epoch in 1..=config.epochs {
@@ -289,7 +292,7 @@ pub fn train(
         let (mut loss_sum, mut positives) = (0.0, 0.0);
         for chunk in order.chunks_exact(batch) {
             let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
-            let (pixels, text) = pairs.batch(chunk, &seeds, &config.augment, &device)?;
+            let (pixels, text) = pairs.batch(chunk, &seeds, &config.augment, device)?;
             let targets = if config.soft_targets > 0.0 {
                 soft_targets(&text, config.soft_targets)?
             } else {
@@ -301,7 +304,7 @@ pub fn train(
             if config.consistency > 0.0 {
                 // Drawn only when on, so runs without it keep their random stream.
                 let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
-                let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, &device)?;
+                let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, device)?;
                 let views = net.forward(&warped)?;
                 let term = clip_loss(&image, &views, &image_image_scale, &targets)?;
                 loss = (loss + term.affine(config.consistency, 0.0)?)?;
@@ -346,16 +349,17 @@ pub fn train(
     })
 }
 
-/// Serialises the tower's weights (without the `tower.` prefix) as safetensors bytes.
+/// Serialises the tower's weights (without the `tower.` prefix) as safetensors bytes,
+/// copied to the CPU from wherever they were trained.
 pub fn tower_safetensors(vars: &VarMap) -> Result<Vec<u8>> {
     let data = vars.data().lock().unwrap();
     let mut tensors: Vec<(String, Tensor)> = data
         .iter()
         .filter_map(|(k, v)| {
             k.strip_prefix("tower.")
-                .map(|k| (k.to_string(), v.as_tensor().clone()))
+                .map(|k| Ok((k.to_string(), v.as_tensor().to_device(&Device::Cpu)?)))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("w.safetensors");
