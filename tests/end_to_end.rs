@@ -115,6 +115,24 @@ fn a_product_photo_finds_its_own_product_first() {
         );
         // Identical photos exist in the catalogue, so only the score must be ~1.
         checked += 1;
+        // The photo's copies come first; the rest of the page is ranked by the mean of
+        // its views (`query_views.rs`), as a re-framed upload of it would be.
+        let page = searcher
+            .search(&query, &Ranking::new(Mode::Image, 10))
+            .unwrap();
+        let copies = page.iter().take_while(|r| r.score >= 0.999).count();
+        assert!(copies >= 1, "{}: {page:?}", p.product.id);
+        let viewed = searcher.embed(&query).unwrap();
+        let ranked: Vec<String> = searcher
+            .rank(&viewed, &Ranking::new(Mode::Image, 10), &[])
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .filter(|id| page[..copies].iter().all(|r| &r.id != id))
+            .collect();
+        let rest: Vec<&String> = page[copies..].iter().map(|r| &r.id).collect();
+        assert_eq!(rest, ranked[..rest.len()].iter().collect::<Vec<_>>());
+        assert!(page[copies].score < 0.999, "{page:?}");
     }
     assert_eq!(checked, 20);
 }

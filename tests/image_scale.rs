@@ -80,51 +80,81 @@ fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
             .collect()
     };
     // Centred, and off-centre with uneven margins (8% left, 2% right, 6% top, 3% bottom).
-    // The goal (#12) is 8 of 10 for both. The built-in tower (v6) meets it for size
-    // alone (9.50); re-framed it keeps 6.90 (v1, trained without warping, kept 4.9; v3,
-    // without token mixing, 6.15; warping 80% of the photos kept 7.3 but lost held-out
-    // precision: README, The built-in model), so that case is held near its measured
-    // level here, a guard against getting worse, not the goal. Search's visual feedback
-    // (on by default) keeps them about where they are (9.32 and 6.87): it refines both
-    // lists alike rather than steadying the re-framed one. Title feedback (on by default
-    // in image mode) lowers them a little (9.12 and 6.58): it re-orders a pool of 100
-    // among many products of one kind, so the exact ten shift, though the re-framed
+    // The goal (#12) is 8 of 10 for both. Measured two ways: the tower alone (the
+    // catalogue's stored vector of the 60x80 photo against one view of the large one),
+    // and as a shopper searches (both photos uploaded: `embed_query_image`, the mean of
+    // six views, `query_views.rs`).
+    //
+    // One view: the built-in tower (v6) meets the goal for size alone (9.50); re-framed
+    // it keeps 6.90 (v1, trained without warping, kept 4.9; v3, without token mixing,
+    // 6.15; warping 80% of the photos kept 7.3 but lost held-out precision: README, The
+    // built-in model), so that case is held near its measured level, a guard against
+    // getting worse. Visual feedback (on by default) keeps both about where they are; title
+    // feedback (on by default in image mode) lowers them a little: it re-orders a pool of
+    // 100 among many products of one kind, so the exact ten shift, though the re-framed
     // upload finds its kind of product more often (`eval`'s upload rows, README).
+    //
+    // Six views: both photos' vectors are averaged over the same nearby framings, which
+    // keeps more of the re-framed case's ten (7.63 without feedback, 7.93 with visual
+    // feedback, 7.25 with both, against 6.90, 6.87 and 6.58 from one view), short of the
+    // goal still; the floors hold them near what was measured.
+    let single = |photo: &DynamicImage| {
+        tower
+            .embed_images(std::slice::from_ref(photo))
+            .unwrap()
+            .vectors
+    };
+    let viewed = |photo: &DynamicImage| tower.embed_query_image(photo).unwrap().ranked().to_vec();
+    let settings = [
+        ("without", (Feedback::OFF, 0.0)),
+        ("with visual", (Feedback::DEFAULT, 0.0)),
+        (
+            "with visual and title",
+            (Feedback::DEFAULT, title_feedback::DEFAULT_WEIGHT),
+        ),
+    ];
     let mut failed = Vec::new();
-    for (what, margins, floor) in [("10x", [0; 4], 8.0), ("10x re-framed", OFF_CENTRE, 6.5)] {
-        let photos: Vec<DynamicImage> = queries
+    for (what, margins, floors) in [
+        ("10x", [0; 4], [8.0, 8.0, 8.0, 8.0, 8.0, 8.0]),
+        ("10x re-framed", OFF_CENTRE, [6.5, 6.5, 6.5, 7.4, 7.6, 6.9]),
+    ] {
+        let large: Vec<DynamicImage> = queries
             .iter()
             .map(|&q| enlarge_and_reframe(&photos[q], 10, margins))
             .collect();
-        let vectors = tower.embed_images(&photos).unwrap().vectors;
-        // Without feedback (the tower alone), with visual feedback, and with image mode's
-        // default (visual and title feedback).
-        let settings = [
-            ("without", (Feedback::OFF, 0.0)),
-            ("with visual", (Feedback::DEFAULT, 0.0)),
-            (
-                "with visual and title",
-                (Feedback::DEFAULT, title_feedback::DEFAULT_WEIGHT),
-            ),
-        ];
-        for (how, feedback) in settings {
+        // (small photo's query vector, large photo's), one view and six.
+        let one_view: Vec<(Vec<f32>, Vec<f32>)> = queries
+            .iter()
+            .zip(&large)
+            .map(|(&q, big)| (stored[q * dim..(q + 1) * dim].to_vec(), single(big)))
+            .collect();
+        let six_views: Vec<(Vec<f32>, Vec<f32>)> = queries
+            .iter()
+            .zip(&large)
+            .map(|(&q, big)| (viewed(&photos[q]), viewed(big)))
+            .collect();
+        let cases = [("one view", &one_view), ("six views", &six_views)];
+        let runs = cases
+            .iter()
+            .flat_map(|case| settings.iter().map(move |setting| (case, setting)));
+        for (((views, pairs), (how, feedback)), floor) in runs.zip(floors) {
             let overlaps: Vec<usize> = queries
                 .iter()
-                .enumerate()
-                .map(|(i, &q)| {
-                    let small = top10(&stored[q * dim..(q + 1) * dim], q, feedback);
-                    let big = top10(&vectors[i * dim..(i + 1) * dim], q, feedback);
+                .zip(pairs.iter())
+                .map(|(&q, (small, big))| {
+                    let small = top10(small, q, *feedback);
+                    let big = top10(big, q, *feedback);
                     big.iter().filter(|r| small.contains(r)).count()
                 })
                 .collect();
             let mean = overlaps.iter().sum::<usize>() as f64 / overlaps.len() as f64;
             let worst = *overlaps.iter().min().unwrap();
             eprintln!(
-                "top-10 overlap, 60x80 vs {what}, {how} feedback: mean {mean:.2}, worst {worst}"
+                "top-10 overlap, 60x80 vs {what}, {views}, {how} feedback: mean {mean:.2}, worst {worst}"
             );
             if mean < floor {
                 failed.push(format!(
-                    "{what}, {how} feedback: mean overlap {mean:.2} of 10 (worst {worst})"
+                    "{what}, {views}, {how} feedback: mean overlap {mean:.2} of 10 (worst {worst}), under {floor}"
                 ));
             }
         }
@@ -138,7 +168,6 @@ fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
 /// the upload finds its kind of product far above chance.
 #[test]
 fn eval_measures_re_framed_uploads_of_the_query_photos() {
-    use vitrina::encoder::Model;
     use vitrina::eval::{evaluate, EvalConfig};
     use vitrina::store::Filter;
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
+use image::DynamicImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -22,6 +23,7 @@ use crate::encoder::preprocess::load_image;
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
 };
+use crate::eval::reframe::{enlarge_and_reframe, OFF_CENTRE};
 use crate::search::{
     diversify, title_feedback, Diversify, Feedback, Mode, Query, Ranking, Searcher,
 };
@@ -157,6 +159,7 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
         "images/s",
         0,
     ));
+    rows.extend(photo_query_rows(&tower, &images)?);
     rows.extend(gelu_rows()?);
 
     // Diversification on 50 random unit vectors of 384 dimensions.
@@ -205,6 +208,48 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
         rows.extend(query_latency(dir, config.model_dir.as_deref())?);
     }
     Ok(rows)
+}
+
+/// A shopper's photo query, from decoded photo to query vector: one view (as the
+/// catalogue's photos are embedded) against what search embeds, the photo's own vector
+/// and the mean of six views (`query_views.rs`), on up to 100 photos made 10x larger
+/// and re-framed as uploads.
+fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result<Vec<Row>> {
+    let uploads: Vec<DynamicImage> = photos
+        .iter()
+        .take(100)
+        .map(|photo| enlarge_and_reframe(photo, 10, OFF_CENTRE))
+        .collect();
+    let size = format!("{}x{}", uploads[0].width(), uploads[0].height());
+    let ms_per_photo = |embed: &dyn Fn(&DynamicImage) -> Result<Vec<f32>>| -> Result<f64> {
+        embed(&uploads[0])?; // warm-up
+        let started = Instant::now();
+        for upload in &uploads {
+            std::hint::black_box(embed(upload)?);
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e3 / uploads.len() as f64)
+    };
+    let one = ms_per_photo(&|u| Ok(tower.embed_images(std::slice::from_ref(u))?.vectors))?;
+    let six = ms_per_photo(&|u| Ok(tower.embed_query_image(u)?.ranked().to_vec()))?;
+    let peer = Peer {
+        name: "one view".to_string(),
+        number: one,
+    };
+    Ok(vec![
+        measured(
+            format!("photo query vector ({size} upload): one view"),
+            one,
+            "ms",
+            1,
+        ),
+        measured(
+            format!("photo query vectors ({size} upload): its own and six views' mean"),
+            six,
+            "ms",
+            1,
+        )
+        .against(Some(&peer)),
+    ])
 }
 
 /// The image tower's activation against its peers, on 4M values spread over [-4, 4]:

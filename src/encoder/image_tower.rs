@@ -14,10 +14,12 @@
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
+use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use super::preprocess::{fit_on_white, to_unit_range, trim_white};
+use super::query_views::{self, PhotoQuery};
 use super::ImageEncoder;
 
 /// The tower's shape; stored in the model card so weights and shape travel together.
@@ -375,6 +377,37 @@ impl ImageEncoder for ImageTower {
     /// The canvas the tower expects, made by [`TowerConfig::canvas`].
     fn pixels(&self, image: &DynamicImage) -> Vec<f32> {
         to_unit_range(&self.net.config.canvas(image))
+    }
+
+    /// The photo's own vector and the mean of its six views ([`query_views`]), for a
+    /// query that lists the same products however the photo is framed. The views of a
+    /// photo larger than twice the canvas are made from a copy shrunk to that: the
+    /// canvas is all the tower sees, and six resizes of a phone photo would cost six
+    /// times one. (A smaller photo's first view is the photo itself: its own vector.)
+    fn embed_query_image(&self, image: &DynamicImage) -> Result<PhotoQuery> {
+        let (w, h) = (
+            2 * self.net.config.width as u32,
+            2 * self.net.config.height as u32,
+        );
+        let large = image.width() > w || image.height() > h;
+        let mut photos = Vec::with_capacity(7);
+        if large {
+            photos.push(image.clone());
+            photos.extend(query_views::views(&image.resize(
+                w,
+                h,
+                FilterType::Triangle,
+            )));
+        } else {
+            photos.extend(query_views::views(image));
+        }
+        let vectors = self.embed_images(&photos)?.vectors;
+        let dim = self.dim();
+        let views = if large { &vectors[dim..] } else { &vectors[..] };
+        Ok(PhotoQuery {
+            own: vectors[..dim].to_vec(),
+            views: Some(query_views::mean_direction(views, dim)),
+        })
     }
 
     fn embed_pixels(&self, pixels: &[f32]) -> Result<Vec<f32>> {

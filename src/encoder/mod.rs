@@ -18,6 +18,7 @@ mod onnx_proto;
 pub mod preprocess;
 mod query_batch;
 mod query_cache;
+pub mod query_views;
 mod tower_dir;
 
 pub use assets::{cache_dir, minilm_dir, MINILM_ENV, MINILM_PACKAGE};
@@ -72,6 +73,15 @@ pub trait ImageEncoder: Send + Sync {
         Ok(Embeddings {
             vectors: self.embed_pixels(&pixels)?,
             truncated: 0,
+        })
+    }
+    /// The vectors of a photo a shopper searches with: its own, as indexing stores a
+    /// photo's, and, from an encoder cheap enough to look at it several ways, the mean
+    /// of its views ([`query_views`]).
+    fn embed_query_image(&self, image: &DynamicImage) -> Result<query_views::PhotoQuery> {
+        Ok(query_views::PhotoQuery {
+            own: self.embed_images(std::slice::from_ref(image))?.vectors,
+            views: None,
         })
     }
 }

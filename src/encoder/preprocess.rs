@@ -165,7 +165,7 @@ pub fn trim_white(image: &DynamicImage, threshold: u8) -> DynamicImage {
 }
 
 /// RGB with any alpha composited onto white.
-fn flatten_on_white(image: &DynamicImage) -> RgbImage {
+pub(crate) fn flatten_on_white(image: &DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
         return image.to_rgb8();
     }

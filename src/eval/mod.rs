@@ -421,6 +421,7 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
             let started = Instant::now();
             let hits = searcher.rank_query(
                 Some(&query_vectors[j]),
+                None,
                 text.then(|| &parsed[j]),
                 &ranking,
                 &[query_ids[j]],

@@ -54,6 +54,8 @@ pub enum Mode {
 pub const DEFAULT_K: usize = 10;
 /// The most results one query may ask for.
 pub const MAX_K: usize = 200;
+/// At most this many of the catalogue's copies of a query photo are put first.
+const SAME_PHOTO_MAX: usize = 10;
 
 /// `k` if it is within 1..=[`MAX_K`].
 pub fn check_k(k: usize) -> Result<usize> {
@@ -338,30 +340,28 @@ impl<'a> Searcher<'a> {
 
     /// The query's vector: the text's, the image's, or their weighted fusion.
     pub fn embed(&self, query: &Query) -> Result<Vec<f32>> {
-        self.embed_parts(
+        let (vector, _) = self.embed_parts(
             query.text.as_deref(),
             query.image.as_ref(),
             query.text_weight,
-        )
+        )?;
+        Ok(vector)
     }
 
+    /// The vector a query ranks by, and for a photo alone, the photo's own vector (as the
+    /// catalogue's photos are stored), by which its copies in the catalogue are found.
     fn embed_parts(
         &self,
         text: Option<&str>,
         image: Option<&DynamicImage>,
         text_weight: f32,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let text = match text {
             Some(t) if !t.trim().is_empty() => Some(self.model()?.embed_query(t)?),
             _ => None,
         };
         let image = match image {
-            Some(img) => Some(
-                self.model()?
-                    .image_encoder()?
-                    .embed_images(std::slice::from_ref(img))?
-                    .vectors,
-            ),
+            Some(img) => Some(self.model()?.image_encoder()?.embed_query_image(img)?),
             None => None,
         };
         match (text, image) {
@@ -370,9 +370,10 @@ impl<'a> Searcher<'a> {
                     (0.0..=1.0).contains(&text_weight),
                     "text weight must be within 0..1"
                 );
-                Ok(fuse(&t, &i, text_weight))
+                Ok((fuse(&t, i.ranked(), text_weight), None))
             }
-            (Some(v), None) | (None, Some(v)) => Ok(v),
+            (Some(v), None) => Ok((v, None)),
+            (None, Some(i)) => Ok((i.ranked().to_vec(), Some(i.own))),
             (None, None) => bail!("the query is empty: give a text, an image, or both"),
         }
     }
@@ -380,15 +381,17 @@ impl<'a> Searcher<'a> {
     /// Ranks products against a query vector; `exclude` drops products (evaluation
     /// excludes the query's own).
     pub fn rank(&self, query: &[f32], ranking: &Ranking, exclude: &[&str]) -> Result<Vec<Hit>> {
-        self.rank_query(Some(query), None, ranking, exclude)
+        self.rank_query(Some(query), None, None, ranking, exclude)
     }
 
     /// Ranks products for a query vector (the vector modes' side) and a parsed query text
     /// (the keyword side; its phrases and exclusions hold in every mode, and a product
-    /// id typed as the whole query puts that product first).
+    /// id typed as the whole query puts that product first). `photo`, a photo query's own
+    /// vector: in image mode, the catalogue's copies of that very photo come first.
     pub fn rank_query(
         &self,
         vector: Option<&[f32]>,
+        photo: Option<&[f32]>,
         text: Option<&ParsedQuery>,
         ranking: &Ranking,
         exclude: &[&str],
@@ -399,7 +402,7 @@ impl<'a> Searcher<'a> {
                 offset: 0,
                 ..ranking.clone()
             };
-            let mut hits = self.rank_query(vector, text, &whole, exclude)?;
+            let mut hits = self.rank_query(vector, photo, text, &whole, exclude)?;
             hits.drain(..ranking.offset.min(hits.len()));
             return Ok(hits);
         }
@@ -498,8 +501,8 @@ impl<'a> Searcher<'a> {
                 };
                 let admits = held.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
                 let space = ranking.space(mode)?;
-                // Each product keeps its better score of the two searches, so the
-                // shopper's own photo of a catalogue product still comes first, at 1.
+                // Each product keeps its better score of the two searches, so what the
+                // query itself matches best is not lost to the refined query.
                 let feedback = ranking.feedback.unwrap_or(Feedback::default_for(mode));
                 let (refined, first) =
                     self.feedback(space, query, feedback, &candidates, admits)?;
@@ -563,6 +566,9 @@ impl<'a> Searcher<'a> {
         };
         if let Some(text) = text {
             self.pin_product(&mut hits, &text.raw, &candidates)?;
+        }
+        if let (Some(photo), Some(Mode::Image)) = (photo, vector_mode) {
+            self.pin_same_photo(&mut hits, photo, &candidates)?;
         }
         hits.truncate(ranking.k);
         Ok(hits)
@@ -689,6 +695,29 @@ impl<'a> Searcher<'a> {
         Ok(())
     }
 
+    /// Products whose stored photo is the query photo itself (cosine with its own vector
+    /// at least [`title_feedback::IDENTICAL`]) first, at that similarity, best first. A
+    /// photo query ranks by the mean of its views (`query_views.rs`), which is near its
+    /// own vector but not equal to it, so without this a shopper's upload of a catalogue
+    /// photo would not be sure to find that very product first.
+    fn pin_same_photo(
+        &self,
+        hits: &mut Vec<Hit>,
+        photo: &[f32],
+        candidates: &Candidates,
+    ) -> Result<()> {
+        let space = Space::Kind(VectorKind::Image);
+        let same: Vec<Hit> = self
+            .store
+            .top_k(space, photo, SAME_PHOTO_MAX, candidates)?
+            .into_iter()
+            .filter(|h| h.score >= title_feedback::IDENTICAL)
+            .collect();
+        hits.retain(|h| same.iter().all(|s| s.id != h.id));
+        hits.splice(0..0, same);
+        Ok(())
+    }
+
     /// "More like this": the products closest to a stored product, by its own stored
     /// vectors (no model needed; keyword and hybrid modes also match its title), the
     /// product itself left out; filters and diversification apply as in any search.
@@ -715,7 +744,7 @@ impl<'a> Searcher<'a> {
             keywords: TextQuery::words(&product.product.text),
             embed_text: product.product.text.clone(),
         });
-        let hits = self.rank_query(query.as_deref(), title.as_ref(), ranking, &[id])?;
+        let hits = self.rank_query(query.as_deref(), None, title.as_ref(), ranking, &[id])?;
         Ok(Some(self.rows(&hits, ranking.offset)?))
     }
 
@@ -742,20 +771,29 @@ impl<'a> Searcher<'a> {
                 t.embed_text = corrected;
             }
         }
-        let vector = match ranking.vector_mode(self.store.meta()) {
-            None => None,
-            Some(_) => Some(self.embed_parts(
-                text.as_ref().map(|t| t.embed_text.as_str()),
-                query.image.as_ref(),
-                query.text_weight,
-            )?),
+        let (vector, photo) = match ranking.vector_mode(self.store.meta()) {
+            None => (None, None),
+            Some(_) => {
+                let (vector, photo) = self.embed_parts(
+                    text.as_ref().map(|t| t.embed_text.as_str()),
+                    query.image.as_ref(),
+                    query.text_weight,
+                )?;
+                (Some(vector), photo)
+            }
         };
         if ranking.mode == Mode::Keyword && query.image.is_some() {
             bail!(
                 "keyword mode searches words only: search a photo in image, average or hybrid mode"
             );
         }
-        let hits = self.rank_query(vector.as_deref(), text.as_ref(), ranking, &[])?;
+        let hits = self.rank_query(
+            vector.as_deref(),
+            photo.as_deref(),
+            text.as_ref(),
+            ranking,
+            &[],
+        )?;
         self.rows(&hits, ranking.offset)
     }
 
