@@ -102,39 +102,30 @@ fn same_seed_same_weights_and_the_loss_falls() {
         seed: 43,
         ..config()
     };
-    let c = train(
-        &other,
-        &set,
-        None,
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let c = on_cpu(&other, &set);
     assert_ne!(weights, tower_safetensors(&c.vars).unwrap());
+}
+
+/// A run of `config` on `device`, from `parent`'s weights or random ones.
+fn run_on(
+    device: &Device,
+    config: &TrainConfig,
+    set: &PairSet,
+    parent: Option<&Parent>,
+) -> anyhow::Result<Trained> {
+    train(config, set, parent, device, &ProgressBar::hidden(), |_| {})
+}
+
+/// A run from random weights on the CPU.
+fn on_cpu(config: &TrainConfig, set: &PairSet) -> Trained {
+    run_on(&Device::Cpu, config, set, None).unwrap()
 }
 
 /// Trains twice with `config`: the same weights both times, and a loss that falls by a
 /// fifth or more. Returns the first run and its weights.
 fn reproducible_and_learned(config: &TrainConfig, set: &PairSet) -> (Trained, Vec<u8>) {
-    let a = train(
-        config,
-        set,
-        None,
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
-    let b = train(
-        config,
-        set,
-        None,
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let a = on_cpu(config, set);
+    let b = on_cpu(config, set);
     let weights = tower_safetensors(&a.vars).unwrap();
     assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
     let first = a.epochs.first().unwrap().mean_loss;
@@ -156,15 +147,7 @@ fn the_image_image_term_is_deterministic_and_learned() {
     let (a, weights) = reproducible_and_learned(&with, &set);
     let first = a.epochs[0].mean_loss;
     // The term adds to the text term's loss, which starts near ln(batch) either way.
-    let without = train(
-        &config(),
-        &set,
-        None,
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let without = on_cpu(&config(), &set);
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
     assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
 }
@@ -188,15 +171,7 @@ fn soft_targets_relations_and_overlapping_patches_are_deterministic_and_learned(
     let (a, weights) = reproducible_and_learned(&with, &set);
     // Soft targets spread each pair's mass beyond its identical titles, and learn other
     // weights than multi-positive targets in the same network.
-    let multi = train(
-        &overlap,
-        &set,
-        None,
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let multi = on_cpu(&overlap, &set);
     let spread = |run: &Trained| run.epochs[0].positives_per_image;
     assert!(
         spread(&a) > spread(&multi) + 0.2,
@@ -241,35 +216,11 @@ fn fine_tuning_starts_from_the_parents_weights() {
         epochs: 1,
         ..tuned.clone()
     };
-    let still = train(
-        &frozen,
-        &set,
-        Some(&parent),
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let still = run_on(&Device::Cpu, &frozen, &set, Some(&parent)).unwrap();
     assert_eq!(tensors(&tower_safetensors(&still.vars).unwrap()), parents);
 
-    let a = train(
-        &tuned,
-        &set,
-        Some(&parent),
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
-    let b = train(
-        &tuned,
-        &set,
-        Some(&parent),
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    )
-    .unwrap();
+    let a = run_on(&Device::Cpu, &tuned, &set, Some(&parent)).unwrap();
+    let b = run_on(&Device::Cpu, &tuned, &set, Some(&parent)).unwrap();
     let weights = tower_safetensors(&a.vars).unwrap();
     assert_eq!(weights, tower_safetensors(&b.vars).unwrap());
     assert_ne!(tensors(&weights), parents);
@@ -280,27 +231,13 @@ fn fine_tuning_starts_from_the_parents_weights() {
         init: None,
         ..tuned.clone()
     };
-    let err = train(
-        &unnamed,
-        &set,
-        Some(&parent),
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    );
+    let err = run_on(&Device::Cpu, &unnamed, &set, Some(&parent));
     assert!(format!("{:#}", err.err().unwrap()).contains("init"));
     let reshaped = TrainConfig {
         tower: config().tower,
         ..tuned
     };
-    let err = train(
-        &reshaped,
-        &set,
-        Some(&parent),
-        &Device::Cpu,
-        &ProgressBar::hidden(),
-        |_| {},
-    );
+    let err = run_on(&Device::Cpu, &reshaped, &set, Some(&parent));
     assert!(format!("{:#}", err.err().unwrap()).contains("shape"));
 }
 
@@ -328,17 +265,7 @@ fn training_on_a_gpu_matches_training_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let set = pairs(dir.path());
     let gpu = vitrina::train::training_device("cuda").unwrap();
-    let run = |device: &Device| {
-        train(
-            &config(),
-            &set,
-            None,
-            device,
-            &ProgressBar::hidden(),
-            |_| {},
-        )
-        .unwrap()
-    };
+    let run = |device: &Device| run_on(device, &config(), &set, None).unwrap();
     let (on_cpu, on_gpu) = (run(&Device::Cpu), run(&gpu));
     for (c, g) in on_cpu.epochs.iter().zip(&on_gpu.epochs) {
         println!(
