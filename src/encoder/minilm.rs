@@ -80,10 +80,12 @@ pub struct MiniLm {
     backend: TextBackend,
 }
 
+/// Both boxed: each is a kilobyte or two, and which is larger depends on the features
+/// (candle's `Device` grows with `cuda`).
 enum Runtime {
-    Candle(CandleBert),
+    Candle(Box<CandleBert>),
     #[cfg(feature = "onnx")]
-    Onnx(super::onnx::OnnxText),
+    Onnx(Box<super::onnx::OnnxText>),
 }
 
 struct CandleBert {
@@ -129,12 +131,18 @@ impl MiniLm {
     /// Loads the model on the given runtime.
     pub fn load_with(dir: &Path, backend: TextBackend) -> Result<Self> {
         let runtime = match backend {
-            TextBackend::Candle => Runtime::Candle(CandleBert::load(dir)?),
+            TextBackend::Candle => Runtime::Candle(Box::new(CandleBert::load(dir)?)),
             #[cfg(feature = "onnx")]
-            TextBackend::Onnx => Runtime::Onnx(onnx_tower(dir, super::bert_onnx::Precision::F32)?),
+            TextBackend::Onnx => Runtime::Onnx(Box::new(onnx_tower(
+                dir,
+                super::bert_onnx::Precision::F32,
+            )?)),
             #[cfg(feature = "onnx")]
             TextBackend::OnnxInt8 => {
-                Runtime::Onnx(onnx_tower(dir, super::bert_onnx::Precision::Int8)?)
+                Runtime::Onnx(Box::new(onnx_tower(
+                    dir,
+                    super::bert_onnx::Precision::Int8,
+                )?))
             }
             #[cfg(not(feature = "onnx"))]
             TextBackend::Onnx | TextBackend::OnnxInt8 => anyhow::bail!(
