@@ -54,6 +54,9 @@ pub enum Mode {
 pub const DEFAULT_K: usize = 10;
 /// The most results one query may ask for.
 pub const MAX_K: usize = 200;
+/// A product whose photo is this similar (cosine) to a query photo is that very photo:
+/// image mode puts it first ([`Searcher::rank_query`]) and title feedback keeps its score.
+pub const SAME_PHOTO: f32 = 0.999;
 /// At most this many of the catalogue's copies of a query photo are put first.
 const SAME_PHOTO_MAX: usize = 10;
 
@@ -696,7 +699,7 @@ impl<'a> Searcher<'a> {
     }
 
     /// Products whose stored photo is the query photo itself (cosine with its own vector
-    /// at least [`title_feedback::IDENTICAL`]) first, at that similarity, best first. A
+    /// at least [`SAME_PHOTO`]) first, at that similarity, best first. A
     /// photo query ranks by the mean of its views (`query_views.rs`), which is near its
     /// own vector but not equal to it, so without this a shopper's upload of a catalogue
     /// photo would not be sure to find that very product first.
@@ -711,7 +714,7 @@ impl<'a> Searcher<'a> {
             .store
             .top_k(space, photo, SAME_PHOTO_MAX, candidates)?
             .into_iter()
-            .filter(|h| h.score >= title_feedback::IDENTICAL)
+            .filter(|h| h.score >= SAME_PHOTO)
             .collect();
         hits.retain(|h| same.iter().all(|s| s.id != h.id));
         hits.splice(0..0, same);

@@ -16,7 +16,7 @@
 use anyhow::{ensure, Result};
 
 use super::feedback::unit;
-use super::Mode;
+use super::{Mode, SAME_PHOTO};
 use crate::store::{sort_by_score_then_id, Hit};
 
 /// First results whose titles say what the query shows: visual feedback's default
@@ -35,10 +35,6 @@ pub const DEFAULT_WEIGHT: f32 = 1.0;
 
 /// Largest weight accepted (beyond a few, titles alone order the pool).
 pub const MAX_WEIGHT: f32 = 10.0;
-
-/// A product whose photo is this similar to the query photo is that photo: it keeps its
-/// score, and so its first place, whatever its title says.
-pub const IDENTICAL: f32 = 0.999;
 
 /// The weight a vector mode gets unless the request sets one: on in image mode, where
 /// only photos are compared; off in average mode and hybrid, whose products' vectors
@@ -64,7 +60,7 @@ pub fn check(weight: f32) -> Result<()> {
 /// where a product has none, which then agrees with nothing): `score - weight (1 -
 /// agreement)`, the agreement being the cosine of its title with the mean of the first
 /// [`DEPTH`] titles, clamped to 0..1; a product whose photo is the query's own
-/// ([`IDENTICAL`]) keeps its score. The first [`POOL`] are sorted again; beyond them no
+/// ([`SAME_PHOTO`]) keeps its score, and so its first place, whatever its title says. The first [`POOL`] are sorted again; beyond them no
 /// title is read (agreement 0), so they keep their order, below the pool. Scores stay
 /// at most the photo's similarity. Nothing changes with weight 0 or without a title
 /// among the first.
@@ -86,7 +82,7 @@ pub fn rescore(hits: &mut [Hit], titles: &[Option<Vec<f32>>], weight: f32) {
         return;
     };
     for (i, (hit, title)) in hits.iter_mut().zip(titles).enumerate() {
-        if hit.score >= IDENTICAL {
+        if hit.score >= SAME_PHOTO {
             continue;
         }
         let agreement = match title {
