@@ -509,6 +509,7 @@ impl<'a> Searcher<'a> {
                 let feedback = ranking.feedback.unwrap_or(Feedback::default_for(mode));
                 let (refined, first) =
                     self.feedback(space, query, feedback, &candidates, admits)?;
+                let asked = query;
                 let query = refined.as_deref().unwrap_or(query);
                 let titles = self.title_weight(ranking, mode)?;
                 // Title feedback re-orders a pool of a fixed depth, so that a page of k
@@ -532,7 +533,7 @@ impl<'a> Searcher<'a> {
                 if titles > 0.0 {
                     let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
                     let vectors = self.store.vectors(VectorKind::Text, &ids)?;
-                    title_feedback::rescore(&mut hits, &vectors, titles);
+                    title_feedback::rescore(&mut hits, &vectors, asked, titles);
                 }
                 Some(hits)
             }
