@@ -18,6 +18,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use super::backdrop;
 use super::preprocess::{fit_on_white, to_unit_range, trim_white};
 use super::query_views::{self, PhotoQuery};
 use super::ImageEncoder;
@@ -380,30 +381,33 @@ impl ImageEncoder for ImageTower {
     }
 
     /// The photo's own vector and the mean of its six views ([`query_views`]), for a
-    /// query that lists the same products however the photo is framed. The views of a
-    /// photo larger than twice the canvas are made from a copy shrunk to that: the
-    /// canvas is all the tower sees, and six resizes of a phone photo would cost six
-    /// times one. (A smaller photo's first view is the photo itself: its own vector.)
+    /// query that lists the same products however the photo is framed, and on whatever
+    /// plain backdrop: the views are cut from the photo with its backdrop made white
+    /// ([`backdrop::whiten`]). The views of a photo larger than twice the canvas are
+    /// made from a copy shrunk to that: the canvas is all the tower sees, and six
+    /// resizes of a phone photo would cost six times one. (A smaller photo on white's
+    /// first view is the photo itself: its own vector.)
     fn embed_query_image(&self, image: &DynamicImage) -> Result<PhotoQuery> {
         let (w, h) = (
             2 * self.net.config.width as u32,
             2 * self.net.config.height as u32,
         );
         let large = image.width() > w || image.height() > h;
+        let shrunk = large.then(|| image.resize(w, h, FilterType::Triangle));
+        let base = shrunk.as_ref().unwrap_or(image);
+        // A plain backdrop is made white, as the catalogue's photos are (`backdrop.rs`).
+        let whitened = backdrop::whiten(base);
+        // The photo's own vector, by which search finds the catalogue's copies of it, is
+        // the first view's unless the views were cut from a changed photo.
+        let apart = large || whitened.is_some();
         let mut photos = Vec::with_capacity(7);
-        if large {
+        if apart {
             photos.push(image.clone());
-            photos.extend(query_views::views(&image.resize(
-                w,
-                h,
-                FilterType::Triangle,
-            )));
-        } else {
-            photos.extend(query_views::views(image));
         }
+        photos.extend(query_views::views(whitened.as_ref().unwrap_or(base)));
         let vectors = self.embed_images(&photos)?.vectors;
         let dim = self.dim();
-        let views = if large { &vectors[dim..] } else { &vectors[..] };
+        let views = if apart { &vectors[dim..] } else { &vectors[..] };
         Ok(PhotoQuery {
             own: vectors[..dim].to_vec(),
             views: Some(query_views::mean_direction(views, dim)),

@@ -2,6 +2,7 @@
 //! the same two traits, so the index and search never know which model made a vector.
 
 mod assets;
+pub mod backdrop;
 #[cfg(feature = "onnx")]
 mod bert_onnx;
 mod builtin;

@@ -148,8 +148,8 @@ pub struct EvalReport {
     pub feedback_sweep: Vec<FeedbackPoint>,
     /// The same figures with products' own photos as queries (stored image vectors;
     /// the query's product excluded), per vector mode; then the same photos as a
-    /// shopper's re-framed upload of them (image and average mode), when the model and
-    /// the photos' files are at hand.
+    /// shopper's re-framed upload of them, on white and on a grey backdrop (image and
+    /// average mode), when the model and the photos' files are at hand.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub photo_queries: Vec<MethodFigures>,
     /// `--sweep-diversity`: the default mode undiversified, then each method and setting.
@@ -301,12 +301,13 @@ fn draw(
 }
 
 /// Each photo query's product photo read from its file and made a shopper's upload of
-/// it ([`reframe::enlarge_and_reframe`]: 10x, off-centre, JPEG), embedded by the
-/// searcher's model; products whose file cannot be read are left out.
-fn reframed_uploads(
+/// it by `make` (such as [`reframe::enlarge_and_reframe`]: 10x, off-centre, JPEG),
+/// embedded by the searcher's model; products whose file cannot be read are left out.
+fn uploads(
     searcher: &Searcher,
     all: &[StoredProduct],
     photo: &[usize],
+    make: impl Fn(&image::DynamicImage) -> image::DynamicImage + Sync,
 ) -> Result<Vec<(usize, Vec<f32>)>> {
     use rayon::prelude::*;
     let mut uploads = Vec::new();
@@ -314,13 +315,7 @@ fn reframed_uploads(
     for chunk in photo.chunks(64) {
         let made: Vec<(usize, image::DynamicImage)> = chunk
             .par_iter()
-            .filter_map(|&q| {
-                let photo = load_product_image(&all[q].product).ok()?;
-                Some((
-                    q,
-                    reframe::enlarge_and_reframe(&photo, 10, reframe::OFF_CENTRE),
-                ))
-            })
+            .filter_map(|&q| Some((q, make(&load_product_image(&all[q].product).ok()?))))
             .collect();
         for (q, upload) in made {
             let query = Query {
@@ -512,27 +507,46 @@ pub fn evaluate(searcher: &Searcher, config: &EvalConfig) -> Result<EvalReport> 
         photo_queries.push(tally.finish(name, Some(mode), &Diversify::None, photo.len(), true));
     }
     // The same photos as a shopper's upload of them: 10x larger, off-centre on a white
-    // margin, JPEG ([`reframe::enlarge_and_reframe`]), embedded afresh. Needs the model
-    // and the photos' files; products whose file cannot be read are left out and counted.
+    // margin, JPEG ([`reframe::enlarge_and_reframe`]), embedded afresh; then the same
+    // upload shot against a plain grey backdrop. Needs the model and the photos' files;
+    // products whose file cannot be read are left out and counted.
     if has_images && searcher.can_embed() {
-        let uploads = reframed_uploads(searcher, &all, &photo)?;
-        if uploads.len() < photo.len() {
-            notes.push(format!(
-                "re-framed uploads: {} of {} photo queries' files could not be read and were left out",
-                photo.len() - uploads.len(),
-                photo.len()
-            ));
-        }
-        for mode in [Mode::Image, Mode::Average] {
-            let tally = measure_photos(Ranking::new(mode, k_max), &uploads)?;
-            let name = format!("re-framed upload -> {}", mode.name());
-            photo_queries.push(tally.finish(
-                name,
-                Some(mode),
-                &Diversify::None,
-                uploads.len(),
-                true,
-            ));
+        let on_white =
+            |p: &image::DynamicImage| reframe::enlarge_and_reframe(p, 10, reframe::OFF_CENTRE);
+        let on_grey = |p: &image::DynamicImage| {
+            reframe::enlarge_and_reframe_on(p, 10, reframe::OFF_CENTRE, |_, _| {
+                image::Rgb(reframe::GREY_BACKDROP)
+            })
+        };
+        let kinds = [
+            (
+                "re-framed upload",
+                uploads(searcher, &all, &photo, on_white)?,
+            ),
+            (
+                "re-framed upload on grey",
+                uploads(searcher, &all, &photo, on_grey)?,
+            ),
+        ];
+        for (kind, uploads) in kinds {
+            if uploads.len() < photo.len() {
+                notes.push(format!(
+                    "{kind}s: {} of {} photo queries' files could not be read and were left out",
+                    photo.len() - uploads.len(),
+                    photo.len()
+                ));
+            }
+            for mode in [Mode::Image, Mode::Average] {
+                let tally = measure_photos(Ranking::new(mode, k_max), &uploads)?;
+                let name = format!("{kind} -> {}", mode.name());
+                photo_queries.push(tally.finish(
+                    name,
+                    Some(mode),
+                    &Diversify::None,
+                    uploads.len(),
+                    true,
+                ));
+            }
         }
     }
 

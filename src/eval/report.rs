@@ -25,7 +25,8 @@ pub fn results_markdown(report: &EvalReport) -> String {
     );
     let photos = format!(
         "Photo queries ({} products' own photos, each one's product excluded; re-framed \
-         upload: the same photo 10x larger, off-centre on white, JPEG)",
+         upload: the same photo 10x larger, off-centre on white, JPEG; on grey: the same \
+         upload against a plain grey backdrop)",
         report.photo_query_count
     );
     // Each part that was run: whether it was, its heading, its table.
