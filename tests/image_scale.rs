@@ -352,4 +352,3 @@ fn a_photo_on_a_plain_backdrop_finds_its_kind_of_product() {
     }
     assert!(failed.is_empty(), "{failed:?}");
 }
-

@@ -58,6 +58,9 @@ impl Backdrop {
     }
 }
 
+/// A pixel's (x, y).
+type Pixel = (u32, u32);
+
 fn close(a: &Rgb<u8>, b: &Rgb<u8>, tolerance: u8) -> bool {
     a.0.iter()
         .zip(b.0)
@@ -82,9 +85,13 @@ fn median(rgb: &RgbImage, pixels: &[(u32, u32)]) -> Rgb<u8> {
 /// median colour (each side apart, so that a gradient's light top and dark bottom both
 /// count), and the median of all of them, the backdrop's colour. A side whose median
 /// is further than [`SIDES`] from the whole border's is mostly product (a product
-/// running off that edge) and starts nothing.
-fn seeds(rgb: &RgbImage) -> (Vec<(u32, u32)>, Rgb<u8>) {
+/// running off that edge) and starts nothing. `None` when fewer than [`PLAIN_BORDER`] of
+/// the border are of the backdrop's colour: no plain backdrop.
+fn seeds(rgb: &RgbImage) -> Option<(Vec<Pixel>, Rgb<u8>)> {
     let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 {
+        return None;
+    }
     let sides: [Vec<(u32, u32)>; 4] = [
         (0..w).map(|x| (x, 0)).collect(),
         (0..w).map(|x| (x, h - 1)).collect(),
@@ -105,8 +112,12 @@ fn seeds(rgb: &RgbImage) -> (Vec<(u32, u32)>, Rgb<u8>) {
     }
     seeds.sort_unstable();
     seeds.dedup();
+    let border = (2 * (w + h)).saturating_sub(4).max(1);
+    if (seeds.len() as f32) < PLAIN_BORDER * border as f32 {
+        return None;
+    }
     let colour = median(rgb, &seeds);
-    (seeds, colour)
+    Some((seeds, colour))
 }
 
 /// The photo's plain backdrop, or `None` when its border is not mostly one colour (a
@@ -114,15 +125,13 @@ fn seeds(rgb: &RgbImage) -> (Vec<(u32, u32)>, Rgb<u8>) {
 /// pixels of the backdrop's colour through steps of at most [`STEP`], each within
 /// `drift` of the border pixel it was reached from.
 pub fn find(rgb: &RgbImage, drift: u8) -> Option<Backdrop> {
+    let (seeds, colour) = seeds(rgb)?;
+    Some(grow(rgb, seeds, colour, drift))
+}
+
+/// The backdrop grown from `seeds` (see [`find`]).
+fn grow(rgb: &RgbImage, seeds: Vec<Pixel>, colour: Rgb<u8>, drift: u8) -> Backdrop {
     let (w, h) = rgb.dimensions();
-    if w == 0 || h == 0 {
-        return None;
-    }
-    let (seeds, colour) = seeds(rgb);
-    let border = (2 * (w + h)).saturating_sub(4).max(1);
-    if (seeds.len() as f32) < PLAIN_BORDER * border as f32 {
-        return None;
-    }
     let index = |x: u32, y: u32| (y * w + x) as usize;
     let mut mask = vec![false; (w * h) as usize];
     let mut queue = VecDeque::new();
@@ -149,12 +158,12 @@ pub fn find(rgb: &RgbImage, drift: u8) -> Option<Backdrop> {
             }
         }
     }
-    Some(Backdrop {
+    Backdrop {
         width: w,
         height: h,
         mask,
         colour: colour.0,
-    })
+    }
 }
 
 /// `photo` with its plain, non-white backdrop made white, as the catalogue's photos
@@ -162,8 +171,13 @@ pub fn find(rgb: &RgbImage, drift: u8) -> Option<Backdrop> {
 /// photo has no plain backdrop, or the backdrop would be all of it).
 pub fn whiten(photo: &DynamicImage) -> Option<DynamicImage> {
     let mut rgb = flatten_on_white(photo);
-    let backdrop = find(&rgb, DRIFT)?;
-    if backdrop.colour.iter().all(|&c| c >= WHITE) || backdrop.share() > MAX_SHARE {
+    let (seeds, colour) = seeds(&rgb)?;
+    // A catalogue-like photo on white, the common case, is known from its border alone.
+    if colour.0.iter().all(|&c| c >= WHITE) {
+        return None;
+    }
+    let backdrop = grow(&rgb, seeds, colour, DRIFT);
+    if backdrop.share() > MAX_SHARE {
         return None;
     }
     paint(&mut rgb, &backdrop, |_, _| Rgb([255; 3]));
