@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use image::DynamicImage;
+use image::{DynamicImage, Rgb};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,9 @@ use crate::encoder::preprocess::load_image;
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
 };
-use crate::eval::reframe::{enlarge_and_reframe, OFF_CENTRE};
+use crate::eval::reframe::{
+    enlarge_and_reframe, enlarge_and_reframe_on, GREY_BACKDROP, OFF_CENTRE,
+};
 use crate::search::{
     diversify, title_feedback, Diversify, Feedback, Mode, Query, Ranking, Searcher,
 };
@@ -213,27 +215,42 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
 /// A shopper's photo query, from decoded photo to query vector: one view (as the
 /// catalogue's photos are embedded) against what search embeds, the photo's own vector
 /// and the mean of six views (`query_views.rs`), on up to 100 photos made 10x larger
-/// and re-framed as uploads.
+/// and re-framed as uploads; then the same uploads on a grey backdrop, which search
+/// makes white first (`backdrop.rs`).
 fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result<Vec<Row>> {
     let uploads: Vec<DynamicImage> = photos
         .iter()
         .take(100)
         .map(|photo| enlarge_and_reframe(photo, 10, OFF_CENTRE))
         .collect();
+    let on_grey: Vec<DynamicImage> = photos
+        .iter()
+        .take(100)
+        .map(|photo| enlarge_and_reframe_on(photo, 10, OFF_CENTRE, |_, _| Rgb(GREY_BACKDROP)))
+        .collect();
     let size = format!("{}x{}", uploads[0].width(), uploads[0].height());
-    let ms_per_photo = |embed: &dyn Fn(&DynamicImage) -> Result<Vec<f32>>| -> Result<f64> {
+    let ms_per_photo = |uploads: &[DynamicImage],
+                        embed: &dyn Fn(&DynamicImage) -> Result<Vec<f32>>|
+     -> Result<f64> {
         embed(&uploads[0])?; // warm-up
         let started = Instant::now();
-        for upload in &uploads {
+        for upload in uploads {
             std::hint::black_box(embed(upload)?);
         }
         Ok(started.elapsed().as_secs_f64() * 1e3 / uploads.len() as f64)
     };
-    let one = ms_per_photo(&|u| Ok(tower.embed_images(std::slice::from_ref(u))?.vectors))?;
-    let six = ms_per_photo(&|u| Ok(tower.embed_query_image(u)?.ranked().to_vec()))?;
+    let one_view = |u: &DynamicImage| Ok(tower.embed_images(std::slice::from_ref(u))?.vectors);
+    let searched = |u: &DynamicImage| Ok(tower.embed_query_image(u)?.ranked().to_vec());
+    let one = ms_per_photo(&uploads, &one_view)?;
+    let six = ms_per_photo(&uploads, &searched)?;
+    let grey = ms_per_photo(&on_grey, &searched)?;
     let peer = Peer {
         name: "one view".to_string(),
         number: one,
+    };
+    let on_white = Peer {
+        name: "on white".to_string(),
+        number: six,
     };
     Ok(vec![
         measured(
@@ -249,6 +266,13 @@ fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
             1,
         )
         .against(Some(&peer)),
+        measured(
+            format!("photo query vectors ({size} upload on a grey backdrop, made white)"),
+            grey,
+            "ms",
+            1,
+        )
+        .against(Some(&on_white)),
     ])
 }
 
