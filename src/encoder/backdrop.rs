@@ -68,7 +68,7 @@ fn close(a: &Rgb<u8>, b: &Rgb<u8>, tolerance: u8) -> bool {
 }
 
 /// The per-channel median of `pixels`.
-fn median(rgb: &RgbImage, pixels: &[(u32, u32)]) -> Rgb<u8> {
+fn median(rgb: &RgbImage, pixels: &[Pixel]) -> Rgb<u8> {
     let mut channels = [Vec::new(), Vec::new(), Vec::new()];
     for &(x, y) in pixels {
         for (c, v) in channels.iter_mut().zip(rgb.get_pixel(x, y).0) {
@@ -92,14 +92,14 @@ fn seeds(rgb: &RgbImage) -> Option<(Vec<Pixel>, Rgb<u8>)> {
     if w == 0 || h == 0 {
         return None;
     }
-    let sides: [Vec<(u32, u32)>; 4] = [
+    let sides: [Vec<Pixel>; 4] = [
         (0..w).map(|x| (x, 0)).collect(),
         (0..w).map(|x| (x, h - 1)).collect(),
         (0..h).map(|y| (0, y)).collect(),
         (0..h).map(|y| (w - 1, y)).collect(),
     ];
     let whole = median(rgb, &sides.concat());
-    let mut seeds: Vec<(u32, u32)> = Vec::with_capacity(2 * (w + h) as usize);
+    let mut seeds: Vec<Pixel> = Vec::with_capacity(2 * (w as usize + h as usize));
     for side in &sides {
         let colour = median(rgb, side);
         if !close(&colour, &whole, SIDES) {
@@ -112,7 +112,7 @@ fn seeds(rgb: &RgbImage) -> Option<(Vec<Pixel>, Rgb<u8>)> {
     }
     seeds.sort_unstable();
     seeds.dedup();
-    let border = (2 * (w + h)).saturating_sub(4).max(1);
+    let border = (2 * (w as usize + h as usize)).saturating_sub(4).max(1);
     if (seeds.len() as f32) < PLAIN_BORDER * border as f32 {
         return None;
     }
@@ -132,8 +132,8 @@ pub fn find(rgb: &RgbImage, drift: u8) -> Option<Backdrop> {
 /// The backdrop grown from `seeds` (see [`find`]).
 fn grow(rgb: &RgbImage, seeds: Vec<Pixel>, colour: Rgb<u8>, drift: u8) -> Backdrop {
     let (w, h) = rgb.dimensions();
-    let index = |x: u32, y: u32| (y * w + x) as usize;
-    let mut mask = vec![false; (w * h) as usize];
+    let index = |x: u32, y: u32| y as usize * w as usize + x as usize;
+    let mut mask = vec![false; w as usize * h as usize];
     let mut queue = VecDeque::new();
     for (x, y) in seeds {
         mask[index(x, y)] = true;
@@ -189,10 +189,10 @@ pub fn paint(rgb: &mut RgbImage, backdrop: &Backdrop, colour: impl Fn(u32, u32) 
     if rgb.dimensions() != (backdrop.width, backdrop.height) {
         return;
     }
-    let w = backdrop.width;
-    for (i, _) in backdrop.mask.iter().enumerate().filter(|(_, &m)| m) {
-        let (x, y) = (i as u32 % w, i as u32 / w);
-        rgb.put_pixel(x, y, colour(x, y));
+    for (x, y, pixel) in rgb.enumerate_pixels_mut() {
+        if backdrop.mask[y as usize * backdrop.width as usize + x as usize] {
+            *pixel = colour(x, y);
+        }
     }
 }
 
