@@ -29,9 +29,8 @@ pub fn enlarge_and_reframe(photo: &DynamicImage, factor: u32, margins: [u32; 4])
 
 /// The same upload shot against a plain backdrop instead of white: its white
 /// background and margins, as far as they reach from the edge ([`backdrop::find`],
-/// within [`WHITE_DRIFT`] of white),
-/// take the colour `backdrop(x, y)` (one colour, or a gradient) before the JPEG round
-/// trip.
+/// within [`WHITE_DRIFT`] of white), take the colour `backdrop(x, y)` (one colour, or a
+/// gradient) before the JPEG round trip.
 pub fn enlarge_and_reframe_on(
     photo: &DynamicImage,
     factor: u32,
