@@ -533,7 +533,21 @@ impl<'a> Searcher<'a> {
                 if titles > 0.0 {
                     let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
                     let vectors = self.store.vectors(VectorKind::Text, &ids)?;
-                    title_feedback::rescore(&mut hits, &vectors, asked, titles);
+                    // The titles nearest the query itself join the anchor.
+                    let text = Space::Kind(VectorKind::Text);
+                    let nearest = self.vector_hits(
+                        text,
+                        asked,
+                        title_feedback::NEAREST,
+                        &candidates,
+                        admits,
+                    )?;
+                    let nearest: Vec<&str> = nearest.iter().map(|h| h.id.as_str()).collect();
+                    let side = title_feedback::query_side(
+                        asked,
+                        &self.store.vectors(VectorKind::Text, &nearest)?,
+                    );
+                    title_feedback::rescore(&mut hits, &vectors, &side, titles);
                 }
                 Some(hits)
             }
