@@ -211,6 +211,18 @@ mod tests {
         })
     }
 
+    /// A 40x50 photo on grey whose product spans columns `xs` from row 20 down, running
+    /// off the bottom edge.
+    fn off_the_bottom(xs: std::ops::Range<u32>) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(40, 50, |x, y| {
+            if xs.contains(&x) && y >= 20 {
+                Rgb([40, 20, 120])
+            } else {
+                Rgb([150, 150, 150])
+            }
+        }))
+    }
+
     #[test]
     fn a_grey_backdrop_becomes_white_and_the_product_is_kept() {
         let photo = product_on(|_, _| Rgb([150, 150, 150]));
@@ -260,14 +272,7 @@ mod tests {
     fn a_product_touching_the_edge_is_not_taken_for_backdrop() {
         // The product runs off the bottom edge; its border pixels are not the backdrop's
         // colour, so the fill does not start in it.
-        let photo = RgbImage::from_fn(40, 50, |x, y| {
-            if (10..30).contains(&x) && y >= 20 {
-                Rgb([40, 20, 120])
-            } else {
-                Rgb([150, 150, 150])
-            }
-        });
-        let out = whiten(&DynamicImage::ImageRgb8(photo)).unwrap().to_rgb8();
+        let out = whiten(&off_the_bottom(10..30)).unwrap().to_rgb8();
         assert_eq!(out.get_pixel(20, 49).0, [40, 20, 120]);
         assert_eq!(out.get_pixel(0, 49).0, [255; 3]);
     }
@@ -276,14 +281,7 @@ mod tests {
     fn a_side_mostly_covered_by_the_product_starts_nothing() {
         // The product covers most of the bottom edge, so that side's median is the
         // product's colour; the other three sides find the backdrop.
-        let photo = RgbImage::from_fn(40, 50, |x, y| {
-            if (2..38).contains(&x) && y >= 20 {
-                Rgb([40, 20, 120])
-            } else {
-                Rgb([150, 150, 150])
-            }
-        });
-        let out = whiten(&DynamicImage::ImageRgb8(photo)).unwrap().to_rgb8();
+        let out = whiten(&off_the_bottom(2..38)).unwrap().to_rgb8();
         assert_eq!(out.get_pixel(20, 49).0, [40, 20, 120]);
         assert_eq!(out.get_pixel(20, 30).0, [40, 20, 120]);
         assert_eq!(out.get_pixel(0, 49).0, [255; 3]);
