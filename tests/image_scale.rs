@@ -276,6 +276,9 @@ fn eval_measures_re_framed_uploads_of_the_query_photos() {
     }
 }
 
+/// A backdrop's colour at each pixel of the upload.
+type Backdrop<'a> = dyn Fn(u32, u32) -> image::Rgb<u8> + 'a;
+
 /// A shopper photographs a product against a grey wall, a beige table or a studio
 /// sweep, not on white. The tower learned products on white and is lost on such a
 /// backdrop; search makes a plain backdrop white before it embeds a photo query
@@ -283,9 +286,6 @@ fn eval_measures_re_framed_uploads_of_the_query_photos() {
 /// re-framed 10x uploads, shot on each backdrop: the share of the top 10 (search's
 /// defaults) of the query product's fine category, as search embeds the upload, and
 /// with the backdrop kept (the same six views, not whitened).
-/// A backdrop's colour at each pixel of the upload.
-type Backdrop<'a> = dyn Fn(u32, u32) -> image::Rgb<u8> + 'a;
-
 #[test]
 fn a_photo_on_a_plain_backdrop_finds_its_kind_of_product() {
     use image::{imageops::FilterType, Rgb};
