@@ -12,7 +12,7 @@ use vitrina::catalog::{Catalog, CatalogSpec, Split};
 use vitrina::encoder::preprocess::load_image;
 use vitrina::encoder::{minilm_dir, MiniLm, Model};
 use vitrina::indexing::{self, SyncOptions};
-use vitrina::search::{Mode, Query, Ranking, Searcher};
+use vitrina::search::{Mode, Query, Ranking, Searcher, SAME_PHOTO};
 use vitrina::store::{EmbeddedWriter, LiveStore, Snapshot, Store};
 
 /// 1,500 products of the test split (never seen by the image tower), indexed once.
@@ -120,7 +120,7 @@ fn a_product_photo_finds_its_own_product_first() {
         let page = searcher
             .search(&query, &Ranking::new(Mode::Image, 10))
             .unwrap();
-        let copies = page.iter().take_while(|r| r.score >= 0.999).count();
+        let copies = page.iter().take_while(|r| r.score >= SAME_PHOTO).count();
         assert!(copies >= 1, "{}: {page:?}", p.product.id);
         let viewed = searcher.embed(&query).unwrap();
         let ranked: Vec<String> = searcher
@@ -132,7 +132,7 @@ fn a_product_photo_finds_its_own_product_first() {
             .collect();
         let rest: Vec<&String> = page[copies..].iter().map(|r| &r.id).collect();
         assert_eq!(rest, ranked[..rest.len()].iter().collect::<Vec<_>>());
-        assert!(page[copies].score < 0.999, "{page:?}");
+        assert!(page[copies].score < SAME_PHOTO, "{page:?}");
     }
     assert_eq!(checked, 20);
 }
