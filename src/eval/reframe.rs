@@ -66,8 +66,7 @@ fn enlarge_on_white(photo: &DynamicImage, factor: u32, margins: [u32; 4]) -> Rgb
 
 fn jpeg_round_trip(canvas: RgbImage) -> DynamicImage {
     let mut jpeg = Vec::new();
-    let encoded = DynamicImage::ImageRgb8(canvas.clone())
-        .write_to(&mut std::io::Cursor::new(&mut jpeg), ImageFormat::Jpeg);
+    let encoded = canvas.write_to(&mut std::io::Cursor::new(&mut jpeg), ImageFormat::Jpeg);
     // Encoding an RGB buffer to memory does not fail; if it ever did, the photo is
     // still enlarged and re-framed.
     match encoded.and_then(|_| image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg)) {
