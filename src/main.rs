@@ -597,6 +597,11 @@ struct TrainArgs {
     /// the time of a step (default 0: off, the built-in tower's recipe).
     #[arg(long, value_name = "WEIGHT")]
     consistency: Option<f64>,
+    /// Weight of an invariance term: each photo's second, warped view should land on the
+    /// photo's own vector (1 - cosine), which teaches framing without pushing alike
+    /// products' photos apart; it doubles the time of a step (default 0: off).
+    #[arg(long, value_name = "WEIGHT")]
+    invariance: Option<f64>,
     /// Weight of an image-image relation term: each photo's similarities to the batch's
     /// other photos should follow its title's to their titles, so photos of alike
     /// products lie near each other (default 0.5, the built-in tower's recipe; 0: off).
@@ -1104,6 +1109,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     config.lr = args.lr.unwrap_or(config.lr);
     config.same_title = args.same_title.unwrap_or(config.same_title);
     config.consistency = args.consistency.unwrap_or(config.consistency);
+    config.invariance = args.invariance.unwrap_or(config.invariance);
     config.relations = args.relations.unwrap_or(config.relations);
     config.soft_targets = args.soft_targets.unwrap_or(config.soft_targets);
     if let Some(share) = args.augment {

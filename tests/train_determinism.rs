@@ -134,10 +134,10 @@ fn reproducible_and_learned(config: &TrainConfig, set: &PairSet) -> (Trained, Ve
     (a, weights)
 }
 
-/// The image-image term (`consistency`) keeps runs reproducible, is trained down with
-/// the rest, and changes what is learned.
+/// The image-image terms (`consistency`, `invariance`) keep runs reproducible, are
+/// trained down with the rest, and change what is learned.
 #[test]
-fn the_image_image_term_is_deterministic_and_learned() {
+fn the_image_image_terms_are_deterministic_and_learned() {
     let dir = tempfile::tempdir().unwrap();
     let set = pairs(dir.path());
     let with = TrainConfig {
@@ -149,7 +149,16 @@ fn the_image_image_term_is_deterministic_and_learned() {
     // The term adds to the text term's loss, which starts near ln(batch) either way.
     let without = on_cpu(&config(), &set);
     assert!(first > without.epochs.first().unwrap().mean_loss + 0.5);
-    assert_ne!(weights, tower_safetensors(&without.vars).unwrap());
+    let without_weights = tower_safetensors(&without.vars).unwrap();
+    assert_ne!(weights, without_weights);
+    // The invariance term (a warped view regressed onto its photo's vector) likewise.
+    let invariance = TrainConfig {
+        invariance: 4.0,
+        ..config()
+    };
+    let (_, invariant_weights) = reproducible_and_learned(&invariance, &set);
+    assert_ne!(invariant_weights, without_weights);
+    assert_ne!(invariant_weights, weights);
 }
 
 /// Soft targets, the image-image relation term and overlapping first-stage windows

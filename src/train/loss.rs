@@ -65,6 +65,19 @@ pub fn relation_loss(image: &Tensor, scale: &Tensor, targets: &Tensor) -> Result
         .affine(-1.0 / b, 0.0)?)
 }
 
+/// Invariance to framing as a regression, not a contrast: the mean of 1 - cosine
+/// between each photo's warped view (`views`) and the photo's own vector (`anchor`),
+/// which is held fixed (no gradient flows into it). The warped view learns to land where
+/// the photo lands; nothing pushes one product's photo away from another's. The SLIP
+/// term (`--consistency`) asks each view to pick out its own photo among the batch's,
+/// which also pushes two alike skirts' photos apart, and measured so: it kept re-framed
+/// photos' lists but found fewer products of the photo's kind (README, The built-in
+/// model). Rows L2-normalised, as the tower gives them.
+pub fn invariance_loss(views: &Tensor, anchor: &Tensor) -> Result<Tensor> {
+    let cosine = (views * anchor.detach())?.sum(D::Minus1)?;
+    Ok(cosine.mean_all()?.affine(-1.0, 1.0)?)
+}
+
 /// How many pairs each row of `targets` spreads its mass over, on average: the inverse
 /// of the sum of squared target probabilities (k for k equal positives, 1 for CLIP's).
 pub fn effective_positives(targets: &Tensor) -> Result<f64> {
@@ -190,6 +203,31 @@ mod tests {
         let multi = multi_positive_targets(&text, 0.99).unwrap();
         let k = effective_positives(&multi).unwrap();
         assert!((k - 1.5).abs() < 1e-6, "{k}");
+    }
+
+    /// The invariance term is 0 when each view lies on its photo, grows as they part,
+    /// and moves only the views: the photos' own vectors get no gradient.
+    #[test]
+    fn invariance_moves_views_toward_their_fixed_photos() {
+        let photos = unit_rows(&[[1., 0., 0.], [0., 1., 0.]]);
+        let same = scalar(invariance_loss(&photos, &photos).unwrap());
+        assert!(same.abs() < 1e-6, "{same}");
+        // Views at 90 degrees from their photos: 1 - 0 each.
+        let apart = unit_rows(&[[0., 0., 1.], [0., 0., 1.]]);
+        let far = scalar(invariance_loss(&apart, &photos).unwrap());
+        assert!((far - 1.0).abs() < 1e-6, "{far}");
+        let views =
+            candle_core::Var::from_tensor(&unit_rows(&[[0.8, 0.6, 0.], [0., 0.6, 0.8]])).unwrap();
+        let anchor = candle_core::Var::from_tensor(&photos).unwrap();
+        let loss = invariance_loss(views.as_tensor(), anchor.as_tensor()).unwrap();
+        let grads = loss.backward().unwrap();
+        assert!(
+            grads.get(&anchor).is_none(),
+            "the photos' vectors are held fixed"
+        );
+        let g = grads.get(&views).unwrap().to_vec2::<f32>().unwrap();
+        // Descending the gradient moves view 0 toward photo 0 ([1, 0, 0]).
+        assert!(g[0][0] < 0.0 && g[1][1] < 0.0, "{g:?}");
     }
 
     /// The relation term leaves each pair itself out of its targets, and scores photos

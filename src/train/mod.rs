@@ -24,8 +24,8 @@ pub use device::{device_name, training_device};
 pub use heldout::{held_out, HeldOut};
 pub use init::Parent;
 pub use loss::{
-    clip_loss, effective_positives, multi_positive_targets, relation_loss, relation_targets,
-    soft_targets,
+    clip_loss, effective_positives, invariance_loss, multi_positive_targets, relation_loss,
+    relation_targets, soft_targets,
 };
 
 use std::time::Instant;
@@ -82,6 +82,14 @@ pub struct TrainConfig {
     /// model). 0 (the default, and in cards written before it existed): off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consistency: f64,
+    /// Weight of an invariance term ([`invariance_loss`]): each batch is drawn a second
+    /// time, every photo warped, as for `consistency`, and each warped view should land
+    /// on its photo's own vector (1 - cosine, the photo's side held fixed). Unlike
+    /// `consistency`, it pushes no photo away from another. Doubles the cost of a step;
+    /// with `consistency` on too, both terms share the warped views. 0 (the default,
+    /// and in cards written before it existed): off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invariance: f64,
     /// Weight of an image-image relation term ([`relation_loss`]): each photo's
     /// similarities to the batch's other photos should follow its title's to their
     /// titles (both at `IMAGE_IMAGE_TEMPERATURE`), so photos of alike products lie near
@@ -110,6 +118,7 @@ impl Default for TrainConfig {
             same_title: 0.85,
             soft_targets: 0.0,
             consistency: 0.0,
+            invariance: 0.0,
             relations: BUILTIN_RELATIONS,
             init: None,
             tower: TowerConfig::default(),
@@ -124,6 +133,7 @@ impl TrainConfig {
     pub fn check(&self) -> Result<()> {
         for (option, value) in [
             ("--consistency", self.consistency),
+            ("--invariance", self.invariance),
             ("--relations", self.relations),
             ("--soft-targets", self.soft_targets),
         ] {
@@ -301,13 +311,19 @@ pub fn train(
             positives += effective_positives(&targets)?;
             let image = net.forward(&pixels)?;
             let mut loss = clip_loss(&image, &text, &logit_scale.as_tensor().exp()?, &targets)?;
-            if config.consistency > 0.0 {
-                // Drawn only when on, so runs without it keep their random stream.
+            if config.consistency > 0.0 || config.invariance > 0.0 {
+                // Drawn only when on, so runs without them keep their random stream.
                 let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
                 let (warped, _) = pairs.batch(chunk, &seeds, &every_photo_warped, device)?;
                 let views = net.forward(&warped)?;
-                let term = clip_loss(&image, &views, &image_image_scale, &targets)?;
-                loss = (loss + term.affine(config.consistency, 0.0)?)?;
+                if config.consistency > 0.0 {
+                    let term = clip_loss(&image, &views, &image_image_scale, &targets)?;
+                    loss = (loss + term.affine(config.consistency, 0.0)?)?;
+                }
+                if config.invariance > 0.0 {
+                    let term = invariance_loss(&views, &image)?;
+                    loss = (loss + term.affine(config.invariance, 0.0)?)?;
+                }
             }
             if config.relations > 0.0 {
                 let relations = relation_targets(&text, IMAGE_IMAGE_TEMPERATURE)?;
@@ -383,6 +399,7 @@ mod tests {
         assert!(refused(|c| c.relations = -0.5).contains("--relations"));
         assert!(refused(|c| c.soft_targets = f64::NAN).contains("--soft-targets"));
         assert!(refused(|c| c.consistency = f64::INFINITY).contains("--consistency"));
+        assert!(refused(|c| c.invariance = -1.0).contains("--invariance"));
         assert!(refused(|c| c.tower.dims.clear()).contains("--dims"));
     }
 }
