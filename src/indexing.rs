@@ -85,13 +85,20 @@ pub fn store_meta(model: &Model, catalog: &str, with_images: bool) -> StoreMeta 
 }
 
 /// Hash of what a product's vectors are computed from: its text and its image bytes
-/// (or the fact that it has none). Also says whether the image file could be read.
+/// (or the fact that it has none), and the turn the image's EXIF tag asks for, if any:
+/// indexes built before photos were turned hold such photos' vectors sideways, and the
+/// turn in the hash makes a sync re-embed exactly those. Also says whether the image
+/// file could be read.
 pub fn vector_hash(product: &Product) -> (u64, bool) {
     let mut key = product.text.as_bytes().to_vec();
     key.push(0);
     let readable = match product.image.as_deref().map(std::fs::read) {
         Some(Ok(bytes)) => {
             key.extend_from_slice(&bytes);
+            let turn = crate::encoder::preprocess::exif_orientation(&bytes);
+            if turn != image::metadata::Orientation::NoTransforms {
+                key.extend_from_slice(format!("\0turned {}", turn.to_exif()).as_bytes());
+            }
             true
         }
         Some(Err(_)) => {
@@ -377,5 +384,39 @@ mod tests {
         let mut none = [0.0; 4];
         borrow_missing_images(&text[..4], &mut none, &[false, false], 2, empty.current()).unwrap();
         assert_eq!(none, [0.0; 4]);
+    }
+
+    /// A photo without an EXIF turn hashes as it always did (text, NUL, image bytes),
+    /// so upgrading re-embeds nothing; a photo with one hashes differently, so the next
+    /// sync re-embeds it upright in place of the sideways vector an older index holds.
+    #[test]
+    fn only_photos_with_an_exif_turn_change_their_hash() {
+        use crate::encoder::preprocess::fixtures::{exif_block, tagged};
+        let dir = tempfile::tempdir().unwrap();
+        let product = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            Product {
+                id: name.into(),
+                text: "Black leather belt".into(),
+                broad: None,
+                fine: None,
+                attributes: Default::default(),
+                image: Some(path),
+            }
+        };
+        let as_before =
+            |bytes: &[u8]| fnv1a64(&[b"Black leather belt\0".as_slice(), bytes].concat());
+        for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+            let plain = tagged(format, exif_block(1));
+            assert_eq!(
+                vector_hash(&product("plain", &plain)),
+                (as_before(&plain), true)
+            );
+            let turned = tagged(format, exif_block(6));
+            let (hash, readable) = vector_hash(&product("turned", &turned));
+            assert!(readable);
+            assert_ne!(hash, as_before(&turned), "{format:?}");
+        }
     }
 }

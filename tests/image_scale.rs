@@ -355,3 +355,78 @@ fn a_photo_on_a_plain_backdrop_finds_its_kind_of_product() {
     }
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// A phone stores a portrait photo sideways, as its sensor read it, with an EXIF tag
+/// saying how to turn it; browsers and galleries show it turned, so that is the photo
+/// the shopper means. Each re-framed 10x upload is stored turned 90 degrees
+/// counter-clockwise with orientation 6 (turn clockwise to show) and decoded as search
+/// decodes an upload: it lists what the same upload stored upright lists, and finds its
+/// kind of product as often, where the photo searched as stored, sideways, would not.
+#[test]
+fn a_phone_photo_stored_sideways_is_searched_upright() {
+    use image::codecs::jpeg::JpegEncoder;
+    use image::ImageEncoder;
+    use vitrina::encoder::preprocess::decode_image;
+
+    let fx = fixture();
+    let searcher = Searcher::stored_vectors_only(&fx.snapshot);
+    let tower = fx.model.image_encoder().unwrap();
+    let defaults = (Feedback::DEFAULT, title_feedback::DEFAULT_WEIGHT);
+    // Orientation 6 alone, in a little-endian EXIF block.
+    let mut exif = b"II*\0".to_vec();
+    exif.extend_from_slice(&8u32.to_le_bytes());
+    exif.extend_from_slice(&1u16.to_le_bytes());
+    exif.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    exif.extend_from_slice(&0u32.to_le_bytes());
+    let jpeg = |photo: &DynamicImage, exif: Option<&Vec<u8>>| {
+        let rgb = photo.to_rgb8();
+        let mut bytes = Vec::new();
+        let mut encoder = JpegEncoder::new(&mut bytes);
+        if let Some(exif) = exif {
+            encoder.set_exif_metadata(exif.clone()).unwrap();
+        }
+        let (w, h) = rgb.dimensions();
+        encoder
+            .write_image(rgb.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        bytes
+    };
+    let top10 = |photo: &DynamicImage, q: usize| {
+        let query = tower.embed_query_image(photo).unwrap();
+        fx.top10(&searcher, query.ranked(), q, defaults)
+    };
+    let (mut overlap, mut upright_kind, mut tagged_kind, mut sideways_kind) = (0, 0, 0, 0);
+    for &q in &fx.queries {
+        let upload = enlarge_and_reframe(&fx.photos[q], 10, OFF_CENTRE);
+        let sideways = upload.rotate270();
+        let upright = top10(&decode_image(&jpeg(&upload, None)).unwrap(), q);
+        let tagged = decode_image(&jpeg(&sideways, Some(&exif))).unwrap();
+        assert_eq!(
+            (tagged.width(), tagged.height()),
+            (upload.width(), upload.height())
+        );
+        let tagged = top10(&tagged, q);
+        let as_stored = top10(&decode_image(&jpeg(&sideways, None)).unwrap(), q);
+        overlap += tagged.iter().filter(|id| upright.contains(id)).count();
+        upright_kind += fx.same_kind(q, &upright);
+        tagged_kind += fx.same_kind(q, &tagged);
+        sideways_kind += fx.same_kind(q, &as_stored);
+    }
+    let n = fx.queries.len() as f64;
+    let overlap = overlap as f64 / n;
+    let [upright_kind, tagged_kind, sideways_kind] =
+        [upright_kind, tagged_kind, sideways_kind].map(|hits| hits as f64 / (10.0 * n));
+    eprintln!(
+        "sideways upload with its EXIF turn: top-10 overlap with the upright upload {overlap:.2}; \
+         fine P@10 {tagged_kind:.3}, upright {upright_kind:.3}, searched sideways {sideways_kind:.3}"
+    );
+    assert!(overlap >= 9.0, "overlap {overlap:.2}");
+    assert!(
+        (tagged_kind - upright_kind).abs() <= 0.02,
+        "{tagged_kind:.3} against {upright_kind:.3} upright"
+    );
+    assert!(
+        sideways_kind < upright_kind - 0.1,
+        "sideways {sideways_kind:.3} against upright {upright_kind:.3}"
+    );
+}

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use image::imageops::FilterType;
-use image::{DynamicImage, GenericImageView, Rgb, RgbImage, Rgba};
+use image::metadata::Orientation;
+use image::{DynamicImage, GenericImageView, ImageDecoder, Rgb, RgbImage, Rgba};
 
 use crate::catalog::Product;
 
@@ -53,10 +54,32 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    reader
-        .decode()
-        .context("cannot decode image bytes (JPEG, PNG or WebP expected)")
+    reader.limits(limits.clone());
+    let undecodable = "cannot decode image bytes (JPEG, PNG or WebP expected)";
+    let mut decoder = reader.into_decoder().context(undecodable)?;
+    // What `ImageReader::decode` checks before it allocates the pixels.
+    limits.reserve(decoder.total_bytes()).context(undecodable)?;
+    // A phone stores a portrait photo as the sensor read it, sideways, with an EXIF tag
+    // saying how to turn it, and browsers show it turned: the shopper sees it upright,
+    // and the tower must too (sideways, a dress reads as something else: README, The
+    // built-in model). A damaged EXIF block only loses the turn, not the photo.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).context(undecodable)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// The turn an image's EXIF orientation tag asks for (`NoTransforms` without a tag, or
+/// with one that cannot be read), read from its header without decoding the pixels.
+/// Indexing hashes it with the photo's bytes, so an index built before photos were
+/// turned re-embeds exactly the photos that carry a turn (`indexing::vector_hash`).
+pub fn exif_orientation(bytes: &[u8]) -> Orientation {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|reader| reader.into_decoder().ok())
+        .and_then(|mut decoder| decoder.orientation().ok())
+        .unwrap_or(Orientation::NoTransforms)
 }
 
 /// Largest image decoded, in pixels (a 40-megapixel photo).
@@ -186,6 +209,46 @@ pub fn to_unit_range(canvas: &RgbImage) -> Vec<f32> {
         .collect()
 }
 
+/// Photos with EXIF orientation tags, for the tests of decoding and of indexing's hash.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use image::{Rgb, RgbImage};
+
+    /// An EXIF block (little-endian TIFF header, one IFD entry) holding only the
+    /// orientation tag (0x0112) with `value` (6: turn 90 degrees clockwise to show).
+    pub fn exif_block(value: u8) -> Vec<u8> {
+        let mut exif = b"II*\0".to_vec();
+        exif.extend_from_slice(&8u32.to_le_bytes());
+        exif.extend_from_slice(&1u16.to_le_bytes());
+        exif.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, value, 0, 0, 0]);
+        exif.extend_from_slice(&0u32.to_le_bytes());
+        exif
+    }
+
+    /// A 40x20 photo, dark on its left half, encoded as `format` with `exif`.
+    pub fn tagged(format: image::ImageFormat, exif: Vec<u8>) -> Vec<u8> {
+        use image::codecs::{jpeg::JpegEncoder, png::PngEncoder};
+        use image::ImageEncoder;
+        let img = RgbImage::from_fn(40, 20, |x, _| Rgb(if x < 20 { [20; 3] } else { [230; 3] }));
+        let mut bytes = Vec::new();
+        let (w, h) = img.dimensions();
+        let color = image::ExtendedColorType::Rgb8;
+        match format {
+            image::ImageFormat::Jpeg => {
+                let mut encoder = JpegEncoder::new(&mut bytes);
+                encoder.set_exif_metadata(exif).unwrap();
+                encoder.write_image(img.as_raw(), w, h, color).unwrap();
+            }
+            _ => {
+                let mut encoder = PngEncoder::new(&mut bytes);
+                encoder.set_exif_metadata(exif).unwrap();
+                encoder.write_image(img.as_raw(), w, h, color).unwrap();
+            }
+        }
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +329,43 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0u8; 100]);
         assert!(decode_image(&padded).is_ok());
+    }
+
+    /// A photo stored sideways with an EXIF orientation tag (as phones store portrait
+    /// photos) is decoded upright, in JPEG and PNG; without the tag, or with a damaged
+    /// EXIF block, it is decoded as stored.
+    #[test]
+    fn photos_are_turned_as_their_exif_orientation_says() {
+        use super::fixtures::{exif_block, tagged};
+        let dark = |img: &DynamicImage, x, y| img.to_rgb8().get_pixel(x, y).0[0] < 100;
+        for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+            // 6: turned 90 degrees clockwise, the stored left half is now the top.
+            let upright = decode_image(&tagged(format, exif_block(6))).unwrap();
+            assert_eq!(upright.dimensions(), (20, 40), "{format:?}");
+            assert!(
+                dark(&upright, 10, 5) && !dark(&upright, 10, 35),
+                "{format:?}"
+            );
+            // 3: turned 180 degrees, the dark half is on the right.
+            let turned = decode_image(&tagged(format, exif_block(3))).unwrap();
+            assert_eq!(turned.dimensions(), (40, 20), "{format:?}");
+            assert!(dark(&turned, 35, 10) && !dark(&turned, 5, 10), "{format:?}");
+            // 1 (as stored) and a block that is not EXIF at all.
+            for exif in [exif_block(1), b"not an exif block".to_vec()] {
+                let bytes = tagged(format, exif);
+                let as_stored = decode_image(&bytes).unwrap();
+                assert_eq!(as_stored.dimensions(), (40, 20), "{format:?}");
+                assert!(dark(&as_stored, 5, 10), "{format:?}");
+                assert_eq!(exif_orientation(&bytes), Orientation::NoTransforms);
+            }
+            // The turn, read from the header alone, for indexing's hash.
+            let bytes = tagged(format, exif_block(6));
+            assert_eq!(
+                exif_orientation(&bytes),
+                Orientation::Rotate90,
+                "{format:?}"
+            );
+        }
     }
 
     /// A PNG declaring `w x h` pixels whose data is a few compressed bytes.
