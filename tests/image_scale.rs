@@ -143,14 +143,14 @@ fn a_photo_ten_times_larger_and_reframed_finds_the_same_top_ten() {
     // 6.15; warping 80% of the photos kept 7.3 but lost held-out precision: README, The
     // built-in model), so that case is held near its measured level, a guard against
     // getting worse. Visual feedback (on by default) keeps both about where they are, as
-    // does title feedback (on by default in image mode; 9.27 and 6.65 with both): it
+    // does title feedback (on by default in image mode; 9.23 and 6.65 with both): it
     // re-orders a pool of 100 among many products of one kind, so the exact ten may shift,
     // though the re-framed upload finds its kind of product more often (`eval`'s upload
     // rows, README).
     //
     // Six views: both photos' vectors are averaged over the same nearby framings, which
-    // keeps more of the re-framed case's ten (7.52 without feedback, 7.82 with visual
-    // feedback, 7.33 with both, against 6.90, 6.87 and 6.65 from one view), short of the
+    // keeps more of the re-framed case's ten (7.53 without feedback, 7.82 with visual
+    // feedback, 7.32 with both, against 6.90, 6.87 and 6.65 from one view), short of the
     // goal still; the floors hold them near what was measured. (The few 60x80 photos on a
     // plain grey backdrop are whitened as queries, `backdrop.rs`, and their uploads on a
     // white margin are not: 7.63, 7.93 and 7.25 before.)

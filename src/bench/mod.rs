@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use image::{DynamicImage, Rgb};
+use image::{DynamicImage, Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::catalog::Catalog;
 use crate::encoder::gelu;
-use crate::encoder::preprocess::load_image;
+use crate::encoder::preprocess::{self, load_image};
 use crate::encoder::{
     builtin_tower, minilm_dir, ImageEncoder, MiniLm, Model, TextBackend, TextEncoder,
 };
@@ -162,6 +162,7 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
         0,
     ));
     rows.extend(photo_query_rows(&tower, &images)?);
+    rows.extend(phone_photo_rows(&tower, &images)?);
     rows.extend(gelu_rows()?);
 
     // Diversification on 50 random unit vectors of 384 dimensions.
@@ -273,6 +274,61 @@ fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
             1,
         )
         .against(Some(&on_white)),
+    ])
+}
+
+/// A phone-sized upload (each photo enlarged 50x and re-framed: about 3300 x 4360, 14
+/// megapixels, as a phone's camera writes it): shrinking it to the 64x80 canvas with
+/// fast_image_resize, against `image`'s resize with the same triangle filter (what
+/// preprocessing used before), then the whole photo query, from the decoded photo to its
+/// query vectors; on 10 photos.
+fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result<Vec<Row>> {
+    let uploads: Vec<DynamicImage> = photos
+        .iter()
+        .take(10)
+        .map(|photo| enlarge_and_reframe(photo, 50, OFF_CENTRE))
+        .collect();
+    let size = format!("{}x{}", uploads[0].width(), uploads[0].height());
+    let rgb: Vec<RgbImage> = uploads.iter().map(DynamicImage::to_rgb8).collect();
+    let ms_per_photo = |f: &dyn Fn(usize)| {
+        f(0); // warm-up
+        let started = Instant::now();
+        (0..rgb.len()).for_each(f);
+        started.elapsed().as_secs_f64() * 1e3 / rgb.len() as f64
+    };
+    let (cw, ch) = preprocess::fit_within(rgb[0].dimensions(), 64, 80);
+    let ours = ms_per_photo(&|i| {
+        std::hint::black_box(preprocess::resize_rgb(&rgb[i], cw, ch));
+    });
+    let image_crate = ms_per_photo(&|i| {
+        std::hint::black_box(image::imageops::resize(
+            &rgb[i],
+            cw,
+            ch,
+            image::imageops::FilterType::Triangle,
+        ));
+    });
+    let query = ms_per_photo(&|i| {
+        std::hint::black_box(tower.embed_query_image(&uploads[i]).ok());
+    });
+    let peer = Peer {
+        name: "image's resize".to_string(),
+        number: image_crate,
+    };
+    Ok(vec![
+        measured(
+            format!("shrink a {size} photo to {cw}x{ch} (fast_image_resize, triangle filter)"),
+            ours,
+            "ms",
+            2,
+        )
+        .against(Some(&peer)),
+        measured(
+            format!("photo query vectors ({size} upload): its own and six views' mean"),
+            query,
+            "ms",
+            1,
+        ),
     ])
 }
 

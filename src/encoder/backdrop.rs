@@ -170,7 +170,7 @@ fn grow(rgb: &RgbImage, seeds: Vec<Pixel>, colour: Rgb<u8>, drift: u8) -> Backdr
 /// are; `None` when there is nothing to change (the backdrop is white already, the
 /// photo has no plain backdrop, or the backdrop would be all of it).
 pub fn whiten(photo: &DynamicImage) -> Option<DynamicImage> {
-    let mut rgb = flatten_on_white(photo);
+    let rgb = flatten_on_white(photo);
     let (seeds, colour) = seeds(&rgb)?;
     // A catalogue-like photo on white, the common case, is known from its border alone.
     if colour.0.iter().all(|&c| c >= WHITE) {
@@ -180,6 +180,7 @@ pub fn whiten(photo: &DynamicImage) -> Option<DynamicImage> {
     if backdrop.share() > MAX_SHARE {
         return None;
     }
+    let mut rgb = rgb.into_owned();
     paint(&mut rgb, &backdrop, |_, _| Rgb([255; 3]));
     Some(DynamicImage::ImageRgb8(rgb))
 }

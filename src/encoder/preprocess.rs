@@ -6,6 +6,7 @@
 //! photos. Transparent pixels are composited onto white for the same reason. Myntra's
 //! 60x80 thumbnails fit the 64x80 canvas unscaled, with a 2-pixel white margin.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -146,26 +147,67 @@ pub fn fit_on_white(image: &DynamicImage, width: u32, height: u32) -> RgbImage {
 pub fn fit_on(image: &DynamicImage, width: u32, height: u32, background: Rgb<u8>) -> RgbImage {
     let (w, h) = image.dimensions();
     let rgb = flatten_on_white(image);
-    let scale = (width as f64 / w as f64).min(height as f64 / h as f64);
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).clamp(1, width),
-        ((h as f64 * scale).round() as u32).clamp(1, height),
-    );
+    let (nw, nh) = fit_within((w, h), width, height);
     let resized = if (nw, nh) == (w, h) {
         rgb
     } else {
-        // Triangle widens its support with the scale factor, so big photos are
-        // area-averaged rather than aliased.
-        image::imageops::resize(&rgb, nw, nh, FilterType::Triangle)
+        Cow::Owned(resize_rgb(&rgb, nw, nh))
     };
     let mut canvas = RgbImage::from_pixel(width, height, background);
     image::imageops::replace(
         &mut canvas,
-        &resized,
+        &*resized,
         ((width - nw) / 2) as i64,
         ((height - nh) / 2) as i64,
     );
     canvas
+}
+
+/// The largest size of `size`'s aspect ratio within `width x height` (at least 1 x 1).
+pub fn fit_within((w, h): (u32, u32), width: u32, height: u32) -> (u32, u32) {
+    let scale = (width as f64 / w.max(1) as f64).min(height as f64 / h.max(1) as f64);
+    (
+        ((w as f64 * scale).round() as u32).clamp(1, width.max(1)),
+        ((h as f64 * scale).round() as u32).clamp(1, height.max(1)),
+    )
+}
+
+/// `image` shrunk to fit within `width x height`, aspect ratio kept (transparency
+/// composited on white); an image that fits already is returned as it is.
+pub fn shrink_within(image: &DynamicImage, width: u32, height: u32) -> Cow<'_, DynamicImage> {
+    let (w, h) = image.dimensions();
+    if w <= width && h <= height {
+        return Cow::Borrowed(image);
+    }
+    let (nw, nh) = fit_within((w, h), width, height);
+    Cow::Owned(DynamicImage::ImageRgb8(resize_rgb(
+        &flatten_on_white(image),
+        nw,
+        nh,
+    )))
+}
+
+/// `rgb` resized to `width x height` with a triangle filter whose support widens with
+/// the scale, so a large photo is area-averaged rather than aliased. By
+/// fast_image_resize (SIMD): a 12-megapixel phone photo reaches the canvas in a few
+/// milliseconds where `image`'s resize of the same filter takes about 50 (`vitrina
+/// bench`, README, Performance).
+pub fn resize_rgb(rgb: &RgbImage, width: u32, height: u32) -> RgbImage {
+    use fast_image_resize::images::{Image, ImageRef};
+    use fast_image_resize::{FilterType as Filter, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    let (w, h) = rgb.dimensions();
+    let resized = (w > 0 && h > 0 && width > 0 && height > 0)
+        .then(|| ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).ok())
+        .flatten()
+        .and_then(|source| {
+            let mut target = Image::new(width, height, PixelType::U8x3);
+            let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear));
+            Resizer::new().resize(&source, &mut target, &options).ok()?;
+            RgbImage::from_raw(width, height, target.into_vec())
+        });
+    // fast_image_resize refuses only empty images and buffers of the wrong size, which
+    // an RgbImage cannot be; `image`'s resize draws the same picture if it ever did.
+    resized.unwrap_or_else(|| image::imageops::resize(rgb, width, height, FilterType::Triangle))
 }
 
 /// Crops a photo to the box of its pixels darker than `threshold` in some channel, so a
@@ -181,23 +223,27 @@ pub fn trim_white(image: &DynamicImage, threshold: u8) -> DynamicImage {
         }
     }
     if x0 >= x1 {
-        return DynamicImage::ImageRgb8(rgb);
+        return DynamicImage::ImageRgb8(rgb.into_owned());
     }
-    let cropped = image::imageops::crop_imm(&rgb, x0, y0, x1 - x0, y1 - y0).to_image();
+    let cropped = image::imageops::crop_imm(&*rgb, x0, y0, x1 - x0, y1 - y0).to_image();
     DynamicImage::ImageRgb8(cropped)
 }
 
-/// RGB with any alpha composited onto white.
-pub(crate) fn flatten_on_white(image: &DynamicImage) -> RgbImage {
+/// RGB with any alpha composited onto white; an RGB photo as it is, not copied (a
+/// phone photo is 36 MB of pixels).
+pub(crate) fn flatten_on_white(image: &DynamicImage) -> Cow<'_, RgbImage> {
+    if let Some(rgb) = image.as_rgb8() {
+        return Cow::Borrowed(rgb);
+    }
     if !image.color().has_alpha() {
-        return image.to_rgb8();
+        return Cow::Owned(image.to_rgb8());
     }
     let rgba = image.to_rgba8();
-    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+    Cow::Owned(RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
         let blend = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8;
         Rgb([blend(r), blend(g), blend(b)])
-    })
+    }))
 }
 
 /// Pixels scaled to [-1, 1], in height x width x channel order.
@@ -329,6 +375,38 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0u8; 100]);
         assert!(decode_image(&padded).is_ok());
+    }
+
+    /// fast_image_resize draws what `image`'s triangle resize drew (the filter
+    /// preprocessing used before it), on a photo of gradients and fine stripes that
+    /// aliasing would show; and a photo within the bounds is not shrunk, while a larger
+    /// one keeps its aspect ratio, its transparency on white.
+    #[test]
+    fn shrinking_matches_image_s_triangle_filter_and_keeps_the_aspect_ratio() {
+        let photo = RgbImage::from_fn(1200, 900, |x, y| {
+            let stripe = if (x / 3) % 2 == 0 { 60 } else { 0 };
+            Rgb([(x / 5) as u8, (y / 4) as u8, (120 + stripe) as u8])
+        });
+        let ours = resize_rgb(&photo, 64, 48);
+        let theirs = image::imageops::resize(&photo, 64, 48, FilterType::Triangle);
+        let diffs: Vec<i32> = ours
+            .as_raw()
+            .iter()
+            .zip(theirs.as_raw())
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .collect();
+        let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
+        let worst = *diffs.iter().max().unwrap();
+        assert!(mean < 0.5 && worst <= 2, "mean {mean:.3}, worst {worst}");
+        // The stripes are averaged away (150 = 120 + 60 / 2), not aliased.
+        assert!(ours.pixels().all(|p| (148..=152).contains(&p.0[2])));
+
+        let small = DynamicImage::ImageRgb8(RgbImage::new(100, 80));
+        assert!(matches!(shrink_within(&small, 128, 160), Cow::Borrowed(_)));
+        let wide = DynamicImage::ImageRgba8(RgbaImage::from_pixel(1000, 500, Rgba([0, 0, 0, 0])));
+        let shrunk = shrink_within(&wide, 128, 160);
+        assert_eq!(shrunk.dimensions(), (128, 64));
+        assert_eq!(shrunk.to_rgb8().get_pixel(60, 30).0, [255; 3]);
     }
 
     /// A photo stored sideways with an EXIF orientation tag (as phones store portrait

@@ -77,7 +77,7 @@ fn on_margin(photo: &DynamicImage, share: f32) -> DynamicImage {
     let (w, h) = photo.dimensions();
     let (mw, mh) = ((w as f32 * share) as u32, (h as f32 * share) as u32);
     let mut canvas = RgbImage::from_pixel(w + 2 * mw, h + 2 * mh, Rgb([255; 3]));
-    imageops::replace(&mut canvas, &flatten_on_white(photo), mw as i64, mh as i64);
+    imageops::replace(&mut canvas, &*flatten_on_white(photo), mw as i64, mh as i64);
     DynamicImage::ImageRgb8(canvas)
 }
 
