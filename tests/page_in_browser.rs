@@ -346,6 +346,39 @@ fn a_shopper_uses_the_page_in_a_real_browser() {
         "none"
     );
     page.screenshot("5-photo-query");
+    // A photo this small is sent as it is.
+    let sent = page.eval("photo.size");
+    assert_eq!(sent, json!(std::fs::metadata(&photo).unwrap().len()));
+
+    // A phone-sized photo of the same product (1800x2400) is sent as a JPEG of at most
+    // 1024 pixels a side, and still finds its product first.
+    let dir = tempfile::tempdir().unwrap();
+    let large = dir.path().join("large.jpg");
+    image::open(&photo)
+        .unwrap()
+        .resize_exact(1800, 2400, image::imageops::FilterType::CatmullRom)
+        .to_rgb8()
+        .save(&large)
+        .unwrap();
+    page.searching(|p| {
+        p.call(
+            "DOM.setFileInputFiles",
+            json!({"files": [large.to_str().unwrap()], "objectId": object}),
+        );
+    });
+    let size = page.eval("createImageBitmap(photo).then(b => [b.width, b.height, photo.type])");
+    assert_eq!(size, json!([768, 1024, "image/jpeg"]));
+    let sent = page.eval("photo.size").as_u64().unwrap();
+    let file = std::fs::metadata(&large).unwrap().len();
+    assert!(sent * 2 < file, "sent {sent} bytes of a {file}-byte photo");
+    eprintln!("a 1800x2400 photo of {file} bytes was sent as 768x1024, {sent} bytes");
+    let by_large = page.cards();
+    assert!(
+        by_large[..3]
+            .iter()
+            .any(|c| c.0 == own_title.as_str().unwrap()),
+        "{own_title}: {by_large:?}"
+    );
 
     // Remove the photo: the preview goes, and with no words there is nothing to show.
     page.eval("document.getElementById('clearphoto').click()");
