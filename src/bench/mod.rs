@@ -281,7 +281,7 @@ fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
 /// megapixels, as a phone's camera writes it): shrinking it to the 64x80 canvas with
 /// fast_image_resize, against `image`'s resize with the same triangle filter (what
 /// preprocessing used before), then the whole photo query, from the decoded photo to its
-/// query vectors; on 10 photos.
+/// query vectors, and decoding it from JPEG, which comes before; on 10 photos.
 fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result<Vec<Row>> {
     let uploads: Vec<DynamicImage> = photos
         .iter()
@@ -311,6 +311,18 @@ fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
     let query = ms_per_photo(&|i| {
         std::hint::black_box(tower.embed_query_image(&uploads[i]).ok());
     });
+    let mut jpegs = Vec::new();
+    for upload in &rgb {
+        let mut bytes = Vec::new();
+        upload.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Jpeg,
+        )?;
+        jpegs.push(bytes);
+    }
+    let decode = ms_per_photo(&|i| {
+        std::hint::black_box(preprocess::decode_image(&jpegs[i]).ok());
+    });
     let peer = Peer {
         name: "image's resize".to_string(),
         number: image_crate,
@@ -326,6 +338,15 @@ fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
         measured(
             format!("photo query vectors ({size} upload): its own and six views' mean"),
             query,
+            "ms",
+            1,
+        ),
+        measured(
+            format!(
+                "decode the same {size} photo from JPEG ({} KB, `image`'s default quality)",
+                jpegs.iter().map(Vec::len).sum::<usize>() / jpegs.len() / 1024
+            ),
+            decode,
             "ms",
             1,
         ),
