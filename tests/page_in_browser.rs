@@ -380,6 +380,21 @@ fn a_shopper_uses_the_page_in_a_real_browser() {
         "{own_title}: {by_large:?}"
     );
 
+    // An AVIF photo (a dark box on red, 64x80: tests/fixtures/dark-on-red.avif, written by
+    // ImageMagick's `convert -size 64x80 xc:'rgb(200,30,40)' -fill 'rgb(20,20,20)` `-draw
+    // 'rectangle 16,10 48,70'`), which the server does not decode, is sent as a JPEG of
+    // its own size and searched.
+    let avif = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dark-on-red.avif");
+    page.searching(|p| {
+        p.call(
+            "DOM.setFileInputFiles",
+            json!({"files": [avif.to_str().unwrap()], "objectId": object}),
+        );
+    });
+    let size = page.eval("createImageBitmap(photo).then(b => [b.width, b.height, photo.type])");
+    assert_eq!(size, json!([64, 80, "image/jpeg"]));
+    assert_eq!(page.cards().len(), 24);
+
     // Remove the photo: the preview goes, and with no words there is nothing to show.
     page.eval("document.getElementById('clearphoto').click()");
     page.wait_for("document.querySelectorAll('#results .card').length === 0");
