@@ -131,6 +131,17 @@ impl Page {
         self.photos_loaded();
     }
 
+    /// Chooses `file` in the file input whose DevTools object id is `input`, and waits
+    /// for the search that starts to be shown.
+    fn choose_file(&mut self, input: &str, file: &Path) {
+        self.searching(|p| {
+            p.call(
+                "DOM.setFileInputFiles",
+                json!({"files": [file.to_str().unwrap()], "objectId": input}),
+            );
+        });
+    }
+
     /// Waits for every card's photo, those below the fold too (the page loads them
     /// lazily, as the shopper scrolls).
     fn photos_loaded(&mut self) {
@@ -323,12 +334,7 @@ fn a_shopper_uses_the_page_in_a_real_browser() {
         json!({"expression": "document.getElementById('img')"}),
     );
     let object = input["result"]["objectId"].as_str().unwrap().to_string();
-    page.searching(|p| {
-        p.call(
-            "DOM.setFileInputFiles",
-            json!({"files": [photo.to_str().unwrap()], "objectId": object}),
-        );
-    });
+    page.choose_file(&object, &photo);
     let by_photo = page.cards();
     assert_eq!(by_photo.len(), 24);
     let own_title = page.eval(&format!(
@@ -360,12 +366,7 @@ fn a_shopper_uses_the_page_in_a_real_browser() {
         .to_rgb8()
         .save(&large)
         .unwrap();
-    page.searching(|p| {
-        p.call(
-            "DOM.setFileInputFiles",
-            json!({"files": [large.to_str().unwrap()], "objectId": object}),
-        );
-    });
+    page.choose_file(&object, &large);
     let size = page.eval("createImageBitmap(photo).then(b => [b.width, b.height, photo.type])");
     assert_eq!(size, json!([768, 1024, "image/jpeg"]));
     let sent = page.eval("photo.size").as_u64().unwrap();
@@ -385,12 +386,7 @@ fn a_shopper_uses_the_page_in_a_real_browser() {
     // 'rectangle 16,10 48,70'`), which the server does not decode, is sent as a JPEG of
     // its own size and searched.
     let avif = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dark-on-red.avif");
-    page.searching(|p| {
-        p.call(
-            "DOM.setFileInputFiles",
-            json!({"files": [avif.to_str().unwrap()], "objectId": object}),
-        );
-    });
+    page.choose_file(&object, &avif);
     let size = page.eval("createImageBitmap(photo).then(b => [b.width, b.height, photo.type])");
     assert_eq!(size, json!([64, 80, "image/jpeg"]));
     assert_eq!(page.cards().len(), 24);
