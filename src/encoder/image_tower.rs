@@ -401,20 +401,12 @@ impl ImageEncoder for ImageTower {
         // the first view's unless the views were cut from a changed photo.
         let apart = matches!(base, Cow::Owned(_)) || whitened.is_some();
         let views = query_views::views(whitened.as_ref().unwrap_or(&base));
-        let (mut pixels, viewed) = rayon::join(
-            || {
-                if apart {
-                    self.pixels(image)
-                } else {
-                    Vec::new()
-                }
-            },
-            || {
-                let views = views.par_iter().flat_map_iter(|view| self.pixels(view));
-                views.collect::<Vec<f32>>()
-            },
-        );
-        pixels.extend(viewed);
+        // As `embed_images` does, but without a copy of the (perhaps 36 MB) photo.
+        let photos: Vec<&DynamicImage> = apart.then_some(image).into_iter().chain(&views).collect();
+        let pixels: Vec<f32> = photos
+            .par_iter()
+            .flat_map_iter(|photo| self.pixels(photo))
+            .collect();
         let vectors = self.embed_pixels(&pixels)?;
         let dim = self.dim();
         let views = if apart { &vectors[dim..] } else { &vectors[..] };
