@@ -432,6 +432,10 @@ fn the_embedded_and_postgres_stores_return_the_same_results_on_myntra() {
         let a = embedded.top_k(blend, &query, 11, &c).unwrap();
         let b = pg.top_k(blend, &query, 11, &c).unwrap();
         assert_same_ranking(&a, &b, &format!("{id} blend"));
+        // An id asked twice is answered twice, as by the embedded store (title feedback
+        // reads a list's and the nearest titles' vectors, which may share ids, at once).
+        let twice = pg.vectors(VectorKind::Text, &[id, id]).unwrap();
+        assert!(twice[0].is_some() && twice[0] == twice[1], "{id}");
     }
     assert_eq!(compared, 720);
     // "More like this" with diversification (k-means over the top 50's image vectors)

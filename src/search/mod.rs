@@ -531,9 +531,8 @@ impl<'a> Searcher<'a> {
                     _ => union(lists),
                 };
                 if titles > 0.0 {
-                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-                    let vectors = self.store.vectors(VectorKind::Text, &ids)?;
-                    // The titles nearest the query itself join the anchor.
+                    // The titles nearest the query itself join the anchor; their vectors
+                    // are read with the list's, in one read of the store.
                     let text = Space::Kind(VectorKind::Text);
                     let nearest = self.vector_hits(
                         text,
@@ -542,11 +541,11 @@ impl<'a> Searcher<'a> {
                         &candidates,
                         admits,
                     )?;
-                    let nearest: Vec<&str> = nearest.iter().map(|h| h.id.as_str()).collect();
-                    let side = title_feedback::query_side(
-                        asked,
-                        &self.store.vectors(VectorKind::Text, &nearest)?,
-                    );
+                    let ids: Vec<&str> =
+                        hits.iter().chain(&nearest).map(|h| h.id.as_str()).collect();
+                    let mut vectors = self.store.vectors(VectorKind::Text, &ids)?;
+                    let nearest = vectors.split_off(hits.len());
+                    let side = title_feedback::query_side(asked, &nearest);
                     title_feedback::rescore(&mut hits, &vectors, &side, titles);
                 }
                 Some(hits)

@@ -282,11 +282,12 @@ impl Store for PgStore {
                 &[&list],
             )
             .map_err(|e| self.loc.explain(e))?;
-        let mut found: std::collections::HashMap<String, Vec<f32>> = rows
+        let found: std::collections::HashMap<String, Vec<f32>> = rows
             .iter()
             .map(|r| (r.get(0), r.get::<_, pgvector::Vector>(1).to_vec()))
             .collect();
-        Ok(ids.iter().map(|id| found.remove(*id)).collect())
+        // An id asked twice gets its vector twice, as from the embedded store.
+        Ok(ids.iter().map(|id| found.get(*id).cloned()).collect())
     }
 
     fn product(&self, id: &str) -> Result<Option<StoredProduct>> {
