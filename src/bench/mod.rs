@@ -213,6 +213,16 @@ pub fn run(catalog: &Catalog, config: &BenchConfig) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// Milliseconds `f` takes per item of `items`, after one warm-up call on the first.
+fn ms_each<T, R>(items: &[T], f: impl Fn(&T) -> Result<R>) -> Result<f64> {
+    f(&items[0])?; // warm-up
+    let started = Instant::now();
+    for item in items {
+        std::hint::black_box(f(item)?);
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e3 / items.len() as f64)
+}
+
 /// A shopper's photo query, from decoded photo to query vector: one view (as the
 /// catalogue's photos are embedded) against what search embeds, the photo's own vector
 /// and the mean of six views (`query_views.rs`), on up to 100 photos made 10x larger
@@ -230,21 +240,11 @@ fn photo_query_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
         .map(|photo| enlarge_and_reframe_on(photo, 10, OFF_CENTRE, |_, _| Rgb(GREY_BACKDROP)))
         .collect();
     let size = format!("{}x{}", uploads[0].width(), uploads[0].height());
-    let ms_per_photo = |uploads: &[DynamicImage],
-                        embed: &dyn Fn(&DynamicImage) -> Result<Vec<f32>>|
-     -> Result<f64> {
-        embed(&uploads[0])?; // warm-up
-        let started = Instant::now();
-        for upload in uploads {
-            std::hint::black_box(embed(upload)?);
-        }
-        Ok(started.elapsed().as_secs_f64() * 1e3 / uploads.len() as f64)
-    };
     let one_view = |u: &DynamicImage| Ok(tower.embed_images(std::slice::from_ref(u))?.vectors);
     let searched = |u: &DynamicImage| Ok(tower.embed_query_image(u)?.ranked().to_vec());
-    let one = ms_per_photo(&uploads, &one_view)?;
-    let six = ms_per_photo(&uploads, &searched)?;
-    let grey = ms_per_photo(&on_grey, &searched)?;
+    let one = ms_each(&uploads, one_view)?;
+    let six = ms_each(&uploads, searched)?;
+    let grey = ms_each(&on_grey, searched)?;
     let peer = Peer {
         name: "one view".to_string(),
         number: one,
@@ -290,27 +290,17 @@ fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
         .collect();
     let size = format!("{}x{}", uploads[0].width(), uploads[0].height());
     let rgb: Vec<RgbImage> = uploads.iter().map(DynamicImage::to_rgb8).collect();
-    let ms_per_photo = |f: &dyn Fn(usize)| {
-        f(0); // warm-up
-        let started = Instant::now();
-        (0..rgb.len()).for_each(f);
-        started.elapsed().as_secs_f64() * 1e3 / rgb.len() as f64
-    };
     let (cw, ch) = preprocess::fit_within(rgb[0].dimensions(), 64, 80);
-    let ours = ms_per_photo(&|i| {
-        std::hint::black_box(preprocess::resize_rgb(&rgb[i], cw, ch));
-    });
-    let image_crate = ms_per_photo(&|i| {
-        std::hint::black_box(image::imageops::resize(
-            &rgb[i],
+    let ours = ms_each(&rgb, |p| Ok(preprocess::resize_rgb(p, cw, ch)))?;
+    let image_crate = ms_each(&rgb, |p| {
+        Ok(image::imageops::resize(
+            p,
             cw,
             ch,
             image::imageops::FilterType::Triangle,
-        ));
-    });
-    let query = ms_per_photo(&|i| {
-        std::hint::black_box(tower.embed_query_image(&uploads[i]).ok());
-    });
+        ))
+    })?;
+    let query = ms_each(&uploads, |u| tower.embed_query_image(u))?;
     let mut jpegs = Vec::new();
     for upload in &rgb {
         let mut bytes = Vec::new();
@@ -320,9 +310,7 @@ fn phone_photo_rows(tower: &dyn ImageEncoder, photos: &[DynamicImage]) -> Result
         )?;
         jpegs.push(bytes);
     }
-    let decode = ms_per_photo(&|i| {
-        std::hint::black_box(preprocess::decode_image(&jpegs[i]).ok());
-    });
+    let decode = ms_each(&jpegs, |bytes| preprocess::decode_image(bytes))?;
     let peer = Peer {
         name: "image's resize".to_string(),
         number: image_crate,
