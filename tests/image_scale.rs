@@ -26,7 +26,8 @@ struct Fixture {
     model: Model,
     photos: Vec<DynamicImage>,
     ids: Vec<String>,
-    fine: Vec<Option<String>>,
+    /// Each product's fine category, by id.
+    fine: BTreeMap<String, Option<String>>,
     /// The catalogue's stored image vectors, one photo after the other.
     stored: Vec<f32>,
     snapshot: Snapshot,
@@ -58,7 +59,10 @@ fn fixture() -> Fixture {
         catalog: "myntra".into(),
     });
     let ids: Vec<String> = products.iter().map(|p| p.id.clone()).collect();
-    let fine = products.iter().map(|p| p.fine.clone()).collect();
+    let fine = products
+        .iter()
+        .map(|p| (p.id.clone(), p.fine.clone()))
+        .collect();
     let entries = products
         .into_iter()
         .zip(stored.chunks(dim).zip(title_vectors.chunks(dim)))
@@ -112,14 +116,9 @@ impl Fixture {
 
     /// How many of `hits` share the query product's fine category.
     fn same_kind(&self, own: usize, hits: &[String]) -> usize {
-        let kind: BTreeMap<&str, &Option<String>> = self
-            .ids
-            .iter()
-            .map(String::as_str)
-            .zip(&self.fine)
-            .collect();
+        let kind = &self.fine[&self.ids[own]];
         hits.iter()
-            .filter(|id| kind.get(id.as_str()) == Some(&&self.fine[own]))
+            .filter(|id| self.fine.get(*id) == Some(kind))
             .count()
     }
 }
